@@ -1,0 +1,281 @@
+import { create, isMessage, type DescMessage, type DescMethod, type DescMethodStreaming, type DescMethodUnary, type Message, type MessageInitShape } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextKey,
+  createContextValues,
+  type ContextValues,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+  type Transport,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { Balancer, type BalancerOptions, type Outcome } from "../balancer/index.js";
+import { AttemptError, methodPath, serverStreamCall, unaryCall } from "../grpc/index.js";
+import { ChannelPool } from "./channel-pool.js";
+import type { EndpointSource } from "./endpoints.js";
+
+/** What a call policy sees after a failed attempt. */
+export interface AttemptInfo {
+  method: DescMethod;
+  request: Message;
+  header: Headers;
+  /** 1 for the first attempt. */
+  attempt: number;
+  error: AttemptError;
+  /** Absolute deadline of the whole call (epoch ms), if any. */
+  deadline: number | undefined;
+}
+
+/**
+ * Resilience hooks of a transport (the policy layer implements them). All optional: without a
+ * policy a call makes exactly one attempt and uses the caller's timeout.
+ */
+export interface CallPolicy {
+  /** Timeout for a call from the caller's request (deadline propagation and method defaults). */
+  timeoutMs?(method: DescMethod, requested: number | undefined): number | undefined;
+  /** Runs before each logical call; may throw (e.g. an open circuit breaker) or return a completion callback. */
+  begin?(method: DescMethod): ((ok: boolean, code?: Code) => void) | void;
+  /** After a failed attempt: ms to wait before retrying, or undefined to give up. */
+  retryDelay?(info: AttemptInfo): number | undefined;
+  /** Per-attempt deadline (epoch ms) inside the call's deadline, e.g. for hedging or per-try timeouts. */
+  attemptDeadline?(method: DescMethod, callDeadline: number | undefined): number | undefined;
+  /** Called when an attempt ends, with the endpoint it went to. */
+  onAttempt?(method: DescMethod, endpoint: string, outcome: Outcome, code: Code | undefined, attempt: number): void;
+}
+
+/** Options for {@link createMeshTransport}. */
+export interface MeshTransportOptions {
+  /** Where the service's replicas are. */
+  endpoints: EndpointSource;
+  /** Logical service name, for error messages. */
+  serviceName?: string;
+  balancer?: BalancerOptions;
+  /** Share channels between transports; a private pool when absent. */
+  channels?: ChannelPool;
+  policy?: CallPolicy;
+  /** Connect interceptors around each logical call (telemetry etc.). */
+  interceptors?: Interceptor[];
+  /** How long a call waits for discovery's first answer before failing Unavailable. */
+  readyTimeoutMs?: number;
+}
+
+/** A Connect `Transport` that carries calls over grpc-js channels to balanced endpoints. */
+export interface MeshTransport extends Transport {
+  readonly balancer: Balancer;
+  close(): void;
+}
+
+/** Carries the caller's timeout through interceptors (they may copy the request object). */
+const TIMEOUT_KEY = createContextKey<number | undefined>(undefined, { description: "meshwork call timeout" });
+
+/** Codes that say the endpoint (not the request) is unhealthy; they feed outlier ejection. */
+const ENDPOINT_FAILURE = new Set<Code>([Code.Unavailable, Code.Internal, Code.Unknown, Code.DataLoss]);
+
+/** Classifies an attempt's result for the balancer. */
+export function outcomeOf(code: Code | undefined): Outcome {
+  if (code === undefined) return "success";
+  if (ENDPOINT_FAILURE.has(code)) return "failure";
+  // The caller gave up, or the server shed load on purpose: says nothing about endpoint health.
+  if (code === Code.Canceled || code === Code.ResourceExhausted || code === Code.DeadlineExceeded) return "neutral";
+  // Application answers (NotFound, InvalidArgument, ...) come from a healthy endpoint.
+  return "success";
+}
+
+function waitMs(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(new ConnectError("call cancelled", Code.Canceled));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Creates the transport every Meshwork client uses: endpoints from discovery (or fixed),
+ * power-of-two-choices balancing with outlier ejection, one reused grpc-js channel per endpoint,
+ * and the policy hooks for retries, breakers and deadlines. Use it with Connect's `createClient`.
+ */
+export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
+  const balancer = new Balancer(opts.balancer);
+  const ownPool = !opts.channels;
+  const pool = opts.channels ?? new ChannelPool();
+  const policy = opts.policy ?? {};
+  const serviceName = opts.serviceName ?? "service";
+  // 5 s: discovery's first read from a healthy etcd takes milliseconds; longer means etcd is down.
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 5_000;
+  let isReady = false;
+  const apply = (list: readonly string[]) => {
+    balancer.setEndpoints(list);
+    if (ownPool) pool.retain(new Set(list));
+  };
+  apply(opts.endpoints.current());
+  const unsubscribe = opts.endpoints.subscribe(apply);
+
+  async function ensureReady(signal: AbortSignal | undefined): Promise<void> {
+    if (isReady) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        opts.endpoints.ready(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new ConnectError(`discovery of ${serviceName} gave no answer within ${readyTimeoutMs} ms`, Code.Unavailable)), readyTimeoutMs);
+          signal?.addEventListener("abort", () => reject(new ConnectError("call cancelled", Code.Canceled)), { once: true });
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+    isReady = true;
+    apply(opts.endpoints.current());
+  }
+
+  function callDeadline(method: DescMethod, timeoutMs: number | undefined): number | undefined {
+    const t = policy.timeoutMs ? policy.timeoutMs(method, timeoutMs) : timeoutMs;
+    return t === undefined ? undefined : Date.now() + t;
+  }
+
+  /** Runs attempts until one succeeds or the policy gives up; `attemptFn` performs one attempt. */
+  async function withAttempts<R>(
+    method: DescMethod,
+    request: Message,
+    header: Headers,
+    signal: AbortSignal | undefined,
+    deadline: number | undefined,
+    attemptFn: (endpoint: string, attemptDeadline: number | undefined, attempt: number) => Promise<R>,
+  ): Promise<R> {
+    await ensureReady(signal);
+    const done = policy.begin?.(method);
+    const tried = new Set<string>();
+    for (let attempt = 1; ; attempt++) {
+      const endpoint = balancer.pick(tried);
+      if (endpoint === undefined) {
+        const err = new ConnectError(`no endpoints known for ${serviceName}`, Code.Unavailable);
+        done?.(false, err.code);
+        throw err;
+      }
+      tried.add(endpoint);
+      if (tried.size >= balancer.endpoints().length) tried.clear();
+      const started = balancer.start(endpoint);
+      try {
+        const attemptDeadline = policy.attemptDeadline ? policy.attemptDeadline(method, deadline) : deadline;
+        const res = await attemptFn(endpoint, attemptDeadline, attempt);
+        balancer.finish(endpoint, started, "success");
+        policy.onAttempt?.(method, endpoint, "success", undefined, attempt);
+        done?.(true);
+        return res;
+      } catch (e) {
+        const ae = e instanceof AttemptError ? e : new AttemptError(ConnectError.from(e), false);
+        const outcome = outcomeOf(ae.error.code);
+        balancer.finish(endpoint, started, outcome);
+        policy.onAttempt?.(method, endpoint, outcome, ae.error.code, attempt);
+        const delay = signal?.aborted ? undefined : policy.retryDelay?.({ method, request, header, attempt, error: ae, deadline });
+        if (delay === undefined) {
+          done?.(false, ae.error.code);
+          throw ae.error;
+        }
+        if (deadline !== undefined && Date.now() + delay >= deadline) {
+          done?.(false, Code.DeadlineExceeded);
+          throw new ConnectError(`deadline reached before attempt ${attempt + 1}: ${ae.error.rawMessage}`, Code.DeadlineExceeded);
+        }
+        header.set("grpc-previous-rpc-attempts", String(attempt));
+        if (delay > 0) await waitMs(delay, signal);
+      }
+    }
+  }
+
+  const unaryRaw = async (req: UnaryRequest): Promise<UnaryResponse> => {
+    const deadline = callDeadline(req.method, timeoutOf(req));
+    return withAttempts(req.method, req.message, req.header, req.signal, deadline, async (endpoint, attemptDeadline) => {
+      const r = await unaryCall(pool.get(endpoint), req.method, req.message, { deadline: attemptDeadline, header: req.header, signal: req.signal });
+      return { stream: false as const, service: req.service, method: req.method, header: r.header, message: r.message, trailer: r.trailer };
+    });
+  };
+
+  const streamRaw = async (req: StreamRequest): Promise<StreamResponse> => {
+    let first: Message | undefined;
+    for await (const m of req.message) {
+      first = m;
+      break;
+    }
+    if (first === undefined) throw new ConnectError("a server-streaming call needs one request message", Code.InvalidArgument);
+    const request = first;
+    const deadline = callDeadline(req.method, timeoutOf(req));
+    // Retries apply only until the stream is established (response headers arrived, gRFC A6).
+    return withAttempts(req.method, request, req.header, req.signal, deadline, async (endpoint, attemptDeadline) => {
+      const s = serverStreamCall(pool.get(endpoint), req.method, request, { deadline: attemptDeadline, header: req.header, signal: req.signal });
+      const header = await s.header;
+      const trailer = new Headers();
+      void s.trailer.then((t) => t.forEach((v, k) => trailer.append(k, v)));
+      return { stream: true as const, service: req.service, method: req.method, header, message: s.messages, trailer };
+    });
+  };
+
+  const timeoutOf = (req: UnaryRequest | StreamRequest) => req.contextValues.get(TIMEOUT_KEY);
+
+  const unaryFn = (opts.interceptors ?? []).reduceRight((next, ic) => ic(next as never) as never, unaryRaw as (r: UnaryRequest) => Promise<UnaryResponse>);
+  const streamFn = (opts.interceptors ?? []).reduceRight((next, ic) => ic(next as never) as never, streamRaw as (r: StreamRequest) => Promise<StreamResponse>);
+
+  return {
+    balancer,
+    async unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      input: MessageInitShape<I>,
+      contextValues?: ContextValues,
+    ): Promise<UnaryResponse<I, O>> {
+      const req: UnaryRequest<I, O> = {
+        stream: false,
+        service: method.parent,
+        method,
+        requestMethod: "POST",
+        url: methodPath(method),
+        signal: signal ?? new AbortController().signal,
+        header: new Headers(header),
+        contextValues: contextValues ?? createContextValues(),
+        message: isMessage(input, method.input) ? input : create(method.input, input),
+      };
+      req.contextValues.set(TIMEOUT_KEY, timeoutMs);
+      return (await unaryFn(req as UnaryRequest)) as UnaryResponse<I, O>;
+    },
+    async stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      input: AsyncIterable<MessageInitShape<I>>,
+      contextValues?: ContextValues,
+    ): Promise<StreamResponse<I, O>> {
+      if (method.methodKind !== "server_streaming") throw new ConnectError(`${method.methodKind} is not supported by meshwork`, Code.Unimplemented);
+      async function* messages() {
+        for await (const m of input) yield isMessage(m, method.input) ? m : create(method.input, m);
+      }
+      const req: StreamRequest<I, O> = {
+        stream: true,
+        service: method.parent,
+        method,
+        requestMethod: "POST",
+        url: methodPath(method),
+        signal: signal ?? new AbortController().signal,
+        header: new Headers(header),
+        contextValues: contextValues ?? createContextValues(),
+        message: messages(),
+      };
+      req.contextValues.set(TIMEOUT_KEY, timeoutMs);
+      return (await streamFn(req as StreamRequest)) as StreamResponse<I, O>;
+    },
+    close() {
+      unsubscribe();
+      if (ownPool) pool.close();
+    },
+  };
+}

@@ -1,0 +1,125 @@
+import type { DescMethod, Message } from "@bufbuild/protobuf";
+import type { ConnectError } from "@connectrpc/connect";
+import { Client, Metadata, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { grpcServiceDefinition } from "./definition.js";
+import { fromGrpcError } from "./errors.js";
+import { headersToMetadata, metadataToHeaders } from "./metadata.js";
+
+/** Per-attempt options of a call on one grpc-js channel. */
+export interface CallOptions {
+  /** Absolute deadline (epoch ms). */
+  deadline?: number;
+  header?: Headers;
+  signal?: AbortSignal;
+}
+
+/** A failed attempt: the error plus what the retry logic needs to know about how far it got. */
+export class AttemptError extends Error {
+  constructor(
+    readonly error: ConnectError,
+    /** True once response headers arrived: the server application saw the call (gRFC A6: no retry). */
+    readonly headersReceived: boolean,
+  ) {
+    super(error.message);
+  }
+}
+
+/** A unary response with its header and trailer. */
+export interface UnaryResult<O extends Message = Message> {
+  message: O;
+  header: Headers;
+  trailer: Headers;
+}
+
+function methodDef(method: DescMethod) {
+  return grpcServiceDefinition(method.parent)[method.name];
+}
+
+/** One unary attempt on `client`'s channel; rejects with {@link AttemptError}. */
+export function unaryCall<O extends Message>(client: Client, method: DescMethod, input: Message, opts: CallOptions = {}): Promise<UnaryResult<O>> {
+  const def = methodDef(method);
+  const md = opts.header ? headersToMetadata(opts.header) : new Metadata();
+  return new Promise((resolve, reject) => {
+    let header: Headers | undefined;
+    let trailer: Headers | undefined;
+    let value: O | undefined;
+    let failed: ServiceError | undefined;
+    let done = 0;
+    // Resolve once both the callback and the status (trailers) have arrived.
+    const finish = () => {
+      if (++done < 2) return;
+      cleanup();
+      if (failed) reject(new AttemptError(fromGrpcError(failed), header !== undefined));
+      else resolve({ message: value as O, header: header ?? new Headers(), trailer: trailer ?? new Headers() });
+    };
+    const call = client.makeUnaryRequest(
+      def.path,
+      def.requestSerialize,
+      def.responseDeserialize,
+      input,
+      md,
+      { deadline: opts.deadline },
+      (err, res) => {
+        if (err) failed = err;
+        else value = res as O;
+        finish();
+      },
+    );
+    call.on("metadata", (m: Metadata) => (header = metadataToHeaders(m)));
+    call.on("status", (s) => {
+      trailer = metadataToHeaders(s.metadata);
+      finish();
+    });
+    const abort = () => call.cancel();
+    const cleanup = () => opts.signal?.removeEventListener("abort", abort);
+    if (opts.signal) {
+      if (opts.signal.aborted) call.cancel();
+      else opts.signal.addEventListener("abort", abort, { once: true });
+    }
+  });
+}
+
+/** A server-streaming call: an async iterable of messages that throws {@link AttemptError}. */
+export interface StreamResult<O extends Message = Message> {
+  messages: AsyncIterable<O>;
+  /** Resolves with the response header (or rejects when the call fails before sending one). */
+  header: Promise<Headers>;
+  /** Resolves with the trailer when the stream ends. */
+  trailer: Promise<Headers>;
+  cancel(): void;
+}
+
+/** Starts a server-streaming call on `client`'s channel. */
+export function serverStreamCall<O extends Message>(client: Client, method: DescMethod, input: Message, opts: CallOptions = {}): StreamResult<O> {
+  const def = methodDef(method);
+  const md = opts.header ? headersToMetadata(opts.header) : new Metadata();
+  const stream: ClientReadableStream<O> = client.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize as never, input, md, {
+    deadline: opts.deadline,
+  });
+  let headersReceived = false;
+  const header = new Promise<Headers>((resolve, reject) => {
+    stream.once("metadata", (m: Metadata) => {
+      headersReceived = true;
+      resolve(metadataToHeaders(m));
+    });
+    stream.once("error", (e) => reject(new AttemptError(fromGrpcError(e), headersReceived)));
+  });
+  header.catch(() => undefined);
+  const trailer = new Promise<Headers>((resolve) => stream.once("status", (s) => resolve(metadataToHeaders(s.metadata))));
+  const abort = () => stream.cancel();
+  if (opts.signal) {
+    if (opts.signal.aborted) stream.cancel();
+    else opts.signal.addEventListener("abort", abort, { once: true });
+  }
+  async function* messages(): AsyncIterable<O> {
+    try {
+      for await (const m of stream) yield m as O;
+    } catch (e) {
+      throw new AttemptError(fromGrpcError(e), headersReceived);
+    } finally {
+      opts.signal?.removeEventListener("abort", abort);
+      stream.cancel();
+    }
+  }
+  return { messages: messages(), header, trailer, cancel: () => stream.cancel() };
+}

@@ -1,0 +1,9 @@
+/**
+ * The adapter between protobuf-es descriptors and @grpc/grpc-js: service definitions, a server
+ * implementation from a Connect `ServiceImpl`, per-attempt client calls, and status mapping.
+ */
+export { grpcServiceDefinition, methodPath } from "./definition.js";
+export { grpcImplementation, type AdapterOptions, type ServerMiddleware } from "./server-adapter.js";
+export { unaryCall, serverStreamCall, AttemptError, type CallOptions, type UnaryResult, type StreamResult } from "./client-call.js";
+export { toGrpcStatus, fromGrpcError } from "./errors.js";
+export { headersToMetadata, metadataToHeaders } from "./metadata.js";
