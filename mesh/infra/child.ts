@@ -1,4 +1,5 @@
 import { ChildProcess, spawn } from "node:child_process";
+import { pathToFileURL } from "node:url";
 
 /** A child process whose output is kept (bounded) for error messages. */
 export interface ManagedProcess {
@@ -53,4 +54,13 @@ export function startProcess(cmd: string, args: string[], opts: { env?: NodeJS.P
       await exited;
     },
   };
+}
+
+/**
+ * Node arguments that run a TypeScript file in the same process (tsx's loader via --import), so
+ * signals — SIGKILL included — reach the program itself rather than a wrapper process.
+ */
+export function tsxArgs(file: string, ...args: string[]): string[] {
+  const loader = require.resolve("tsx").replace(/[^/\\]+$/, "loader.mjs");
+  return ["--import", pathToFileURL(loader).href, file, ...args];
 }

@@ -8,4 +8,4 @@ export { createTestDatabase, postgresAvailable, TEST_PG_ADMIN_URL, type TestData
 export { freePort } from "./ports.js";
 export { waitFor, type WaitOptions } from "./wait.js";
 export { findBinary } from "./binaries.js";
-export { startProcess, type ManagedProcess } from "./child.js";
+export { startProcess, tsxArgs, type ManagedProcess } from "./child.js";

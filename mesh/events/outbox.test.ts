@@ -1,0 +1,202 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import type { NatsConnection } from "nats";
+import { EventEnvelopeSchema } from "../../gen/meshwork/v1/event_pb.js";
+import { DIALECTS } from "../db/testing.js";
+import { openDatabase, transaction } from "../db/index.js";
+import { startNats, startProcess, tsxArgs, waitFor, type NatsServer } from "../infra/index.js";
+import { EventConsumer } from "./consumer.js";
+import { OutboxRelay } from "./relay.js";
+import { DLQ_STREAM, domainStream, ensureStreams } from "./streams.js";
+import { countEffects, connectNats, openTestDb, placeOrder, recordEffect, type TestDb } from "./test-support.js";
+
+// R6 at 300 events keeps this file fast; MESHWORK_R6_EVENTS=1000 runs the full RELIABILITY.md figure.
+const R6_EVENTS = Number(process.env.MESHWORK_R6_EVENTS ?? 300);
+
+let nats: NatsServer;
+let nc: NatsConnection;
+let domainCounter = 0;
+
+beforeAll(async () => {
+  nats = await startNats();
+  nc = await connectNats(nats.url);
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await nats?.stop();
+});
+
+/** A stream of its own per test, so tests never see each other's messages. */
+async function freshDomain(): Promise<{ domain: string; stream: string; subject: string }> {
+  const domain = `ob${++domainCounter}`;
+  const def = domainStream(domain);
+  await ensureStreams(await nc.jetstreamManager(), [def, DLQ_STREAM]);
+  return { domain, stream: def.name, subject: `${domain}.order_placed` };
+}
+
+async function streamCount(stream: string): Promise<number> {
+  return (await (await nc.jetstreamManager()).streams.info(stream)).state.messages;
+}
+
+describe.each(DIALECTS)("outbox on %s", (dialect) => {
+  let t: TestDb;
+  const cleanups: (() => Promise<void>)[] = [];
+  beforeEach(async () => {
+    t = await openTestDb(dialect);
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+    await t.dispose();
+  });
+
+  function relay(extra: Partial<ConstructorParameters<typeof OutboxRelay>[0]> = {}): OutboxRelay {
+    // Short backoff and poll: tests wait for outcomes, they should not wait for timers.
+    const r = new OutboxRelay({ database: t.database, nats: () => nc, pollIntervalMs: 100, backoff: { initialMs: 50, maxMs: 500 }, ...extra });
+    cleanups.push(() => r.stop());
+    return r;
+  }
+
+  async function consumer(stream: string, subject: string): Promise<EventConsumer> {
+    const c = new EventConsumer({ nats: nc, database: t.database, durable: `effects-${stream}`, stream, filterSubjects: [subject], handlers: [recordEffect] });
+    await c.start();
+    cleanups.push(() => c.stop());
+    return c;
+  }
+
+  test("an event enqueued in a rolled-back transaction is never published", async () => {
+    const { stream, subject } = await freshDomain();
+    await expect(
+      transaction(t.database, async (trx) => {
+        await placeOrder(trx, "rolled-back", subject);
+        throw new Error("business rule failed after the enqueue");
+      }),
+    ).rejects.toThrow("business rule failed");
+    const committedId = await transaction(t.database, (trx) => placeOrder(trx, "committed", subject));
+    const r = relay();
+    r.start();
+    // The committed event went out after the rolled-back one would have: once it is there, the
+    // relay has had its chance to publish the other.
+    await waitFor(async () => (await r.backlog()) === 0 && (await streamCount(stream)) >= 1, { what: "committed event published" });
+    expect(await streamCount(stream)).toBe(1);
+    const jsm = await nc.jetstreamManager();
+    const stored = await jsm.streams.getMessage(stream, { seq: 1 });
+    expect(stored.header.get("Nats-Msg-Id")).toBe(committedId);
+    expect(await t.database.db.selectFrom("orders").select("id").execute()).toEqual([{ id: "committed" }]);
+  });
+
+  test(`R6: broker down while ${R6_EVENTS} events commit → all delivered after restart, each effect once`, async () => {
+    const { stream, subject } = await freshDomain();
+    await consumer(stream, subject);
+    // Publish timeout 2 s: an enqueue that waited for the broker would take at least that long.
+    const r = relay({ publishTimeoutMs: 2_000 });
+    r.start();
+
+    await nats.stop({ keepData: true });
+    const latencies: number[] = [];
+    for (let i = 0; i < R6_EVENTS; i++) {
+      const start = performance.now();
+      await transaction(t.database, (trx) => placeOrder(trx, `o-${i}`, subject));
+      latencies.push(performance.now() - start);
+      r.kick();
+    }
+    expect(await r.backlog()).toBe(R6_EVENTS);
+    latencies.sort((a, b) => a - b);
+    expect(latencies[latencies.length - 1]).toBeLessThan(1_000);
+    // The outage lasts until the relay has tried and failed, so recovery from a failing broker is what is tested.
+    await waitFor(() => r.stats.failures + r.stats.offline >= 3, { what: "relay attempts during the outage" });
+    expect(r.stats.published).toBe(0);
+
+    await nats.restart();
+    const started = Date.now();
+    await waitFor(async () => (await countEffects(t.database)).rows >= R6_EVENTS && (await r.backlog()) === 0, {
+      timeoutMs: 30_000,
+      what: `${R6_EVENTS} effects after the broker restart`,
+    });
+    const drainMs = Date.now() - started;
+    expect(await countEffects(t.database)).toEqual({ rows: R6_EVENTS, orders: R6_EVENTS });
+    // JetStream stored each event once, whatever the relay retried.
+    expect(await streamCount(stream)).toBe(R6_EVENTS);
+    // eslint-disable-next-line no-console
+    console.log(
+      `R6 ${dialect}: ${R6_EVENTS} commits while broker down, commit p50 ${latencies[Math.floor(latencies.length / 2)].toFixed(2)} ms, ` +
+        `max ${latencies[latencies.length - 1].toFixed(2)} ms; all effects ${drainMs} ms after restart; relay ${JSON.stringify(r.stats)}`,
+    );
+  });
+
+  test("R6b: relay killed between publish ack and mark-sent → republished, effect once", async () => {
+    const { stream, subject } = await freshDomain();
+    const n = 20;
+    for (let i = 0; i < n; i++) await transaction(t.database, (trx) => placeOrder(trx, `k-${i}`, subject));
+    await consumer(stream, subject);
+
+    // A separate process, killed by SIGKILL at the crash point.
+    const child = startProcess(process.execPath, tsxArgs(`${__dirname}/relay-crash.fixture.ts`, t.url, nats.url));
+    cleanups.push(() => child.kill());
+    const exit = await child.exited;
+    // tsx runs the script in a child of its own and exits 128+9 when that one is killed.
+    expect(exit.signal === "SIGKILL" || exit.code === 137).toBe(true);
+    expect(child.output()).toContain(`published ${n}`);
+    expect(await streamCount(stream)).toBe(n);
+    expect(await r0Backlog()).toBe(n);
+
+    const r = relay();
+    r.start();
+    await waitFor(async () => (await r.backlog()) === 0, { what: "backlog drained by the restarted relay" });
+    // Every republish was a duplicate inside JetStream's 2-minute window.
+    expect(r.stats).toMatchObject({ published: 0, duplicates: n, failures: 0 });
+    await waitFor(async () => (await countEffects(t.database)).rows >= n, { what: "effects" });
+    expect(await streamCount(stream)).toBe(n);
+    expect(await countEffects(t.database)).toEqual({ rows: n, orders: n });
+
+    async function r0Backlog(): Promise<number> {
+      return new OutboxRelay({ database: t.database, nats: () => undefined }).backlog();
+    }
+  });
+
+  test("sent rows are purged after retainSentMs; unsent rows never", async () => {
+    const { stream, subject } = await freshDomain();
+    const rows = () => t.database.db.selectFrom("meshwork_outbox").select("id").execute();
+    await transaction(t.database, (trx) => placeOrder(trx, "p-1", subject));
+    const r = relay({ retainSentMs: 0 });
+    r.start();
+    await waitFor(async () => (await r.backlog()) === 0 && (await streamCount(stream)) === 1, { what: "published" });
+    await r.stop();
+    // The loop may have purged it already (it purges when idle); either way it goes.
+    await waitFor(async () => (await r.purgeSent()) >= 0 && (await rows()).length === 0, { what: "sent row purged" });
+    const unsent = await transaction(t.database, (trx) => placeOrder(trx, "p-2", subject));
+    expect(await r.purgeSent()).toBe(0);
+    expect(await rows()).toEqual([{ id: unsent }]);
+  });
+});
+
+describe("several relays on one PostgreSQL database", () => {
+  test("publish every event once, in insertion order", async () => {
+    const t = await openTestDb("postgres");
+    // A second replica's pool on the same database.
+    const other = await openDatabase(t.url);
+    try {
+      const { stream, subject } = await freshDomain();
+      const n = 200;
+      for (let i = 0; i < n; i++) await transaction(t.database, (trx) => placeOrder(trx, `m-${i}`, subject));
+      // Small batches so the two relays contend for many of them.
+      const relays = [t.database, other, t.database].map((database) => new OutboxRelay({ database, nats: () => nc, batchSize: 10, pollIntervalMs: 20 }));
+      relays.forEach((r) => r.start());
+      try {
+        await waitFor(async () => (await relays[0].backlog()) === 0, { what: "backlog drained by three relays" });
+      } finally {
+        await Promise.all(relays.map((r) => r.stop()));
+      }
+      const stats = relays.map((r) => r.stats);
+      expect(stats.reduce((a, s) => a + s.published, 0)).toBe(n);
+      expect(stats.reduce((a, s) => a + s.duplicates + s.failures + s.offline, 0)).toBe(0);
+      expect(await streamCount(stream)).toBe(n);
+      const jsm = await nc.jetstreamManager();
+      const order: string[] = [];
+      for (let seq = 1; seq <= n; seq++) order.push(fromBinary(EventEnvelopeSchema, (await jsm.streams.getMessage(stream, { seq })).data).subject);
+      expect(order).toEqual(Array.from({ length: n }, (_, i) => `m-${i}`));
+    } finally {
+      await other.close();
+      await t.dispose();
+    }
+  });
+});
