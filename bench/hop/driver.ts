@@ -1,0 +1,67 @@
+/**
+ * Load driver for one round: `driver.ts <plain|mesh> <target> <concurrency> <durationMs>` keeps
+ * `concurrency` calls in flight for the duration and prints one JSON line with the count of calls
+ * by status and latency percentiles. Runs in its own process (pinned to its own core by the
+ * orchestrator) so it does not starve the server.
+ */
+import { loadPackageDefinition, credentials, type GrpcObject, type ServiceClientConstructor, type Client } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { createClient } from "@connectrpc/connect";
+import { join } from "node:path";
+import { CatalogService } from "../../gen/catalog/v1/catalog_pb.js";
+import { Mesh } from "../../mesh/runtime/index.js";
+import { quantile } from "../lib/stats.js";
+
+const [kind, target, concurrencyArg, durationArg] = process.argv.slice(2);
+const concurrency = Number(concurrencyArg);
+const durationMs = Number(durationArg);
+
+async function makeCall(): Promise<{ call: () => Promise<void>; close: () => Promise<void> }> {
+  if (kind === "plain") {
+    const def = loadSync("catalog/v1/catalog.proto", { includeDirs: [join(__dirname, "../../proto")], longs: String, defaults: false });
+    const pkg = loadPackageDefinition(def) as GrpcObject;
+    const Ctor = ((pkg.catalog as GrpcObject).v1 as GrpcObject).CatalogService as ServiceClientConstructor;
+    const client = new Ctor(target, credentials.createInsecure()) as unknown as Client & { getProduct: (req: unknown, cb: (e: Error | null) => void) => void };
+    return {
+      call: () => new Promise<void>((res, rej) => client.getProduct({ id: "p1" }, (e) => (e ? rej(e) : res()))),
+      close: async () => client.close(),
+    };
+  }
+  const { policy } = await import("./policy-choice.js");
+  const mesh = new Mesh({ etcdEndpoints: [target], policyFor: policy });
+  const client = createClient(CatalogService, mesh.transport("benchhop"));
+  await client.getProduct({ id: "warm" });
+  return { call: async () => void (await client.getProduct({ id: "p1" })), close: () => mesh.close() };
+}
+
+async function main() {
+  const { call, close } = await makeCall();
+  // Warm up JIT and connections before measuring.
+  for (let i = 0; i < 200; i++) await call();
+  const latencies: number[] = [];
+  const codes: Record<string, number> = {};
+  const end = Date.now() + durationMs;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < end) {
+        const t0 = process.hrtime.bigint();
+        try {
+          await call();
+          codes.ok = (codes.ok ?? 0) + 1;
+        } catch (e) {
+          const k = String((e as { code?: unknown }).code ?? "error");
+          codes[k] = (codes[k] ?? 0) + 1;
+        }
+        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    }),
+  );
+  const elapsedS = Number(process.hrtime.bigint() - started) / 1e9;
+  await close();
+  process.stdout.write(
+    JSON.stringify({ kind, rps: (codes.ok ?? 0) / elapsedS, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), codes }) + "\n",
+  );
+  process.exit(0);
+}
+void main();

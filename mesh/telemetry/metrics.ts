@@ -1,0 +1,263 @@
+import { Code } from "@connectrpc/connect";
+import { ValueType, type Attributes, type Counter, type Histogram, type Meter, type ObservableResult } from "@opentelemetry/api";
+import { RollingStats } from "./rolling-stats.js";
+
+/*
+ * Metrics are OpenTelemetry instruments read by OTel's Prometheus reader (served by
+ * startMetricsServer) and, when OTLP is configured, pushed as well: one instrument API for both.
+ * OTel's Prometheus serializer keeps our names as given (no unit suffixes; `_total` is already
+ * there), so the series below are exactly what Prometheus sees. Other modules record through this
+ * typed API and never import OpenTelemetry.
+ */
+
+// 1 ms … 10 s: a loopback unary call takes 0.3–0.6 ms (TOOLCHAIN.md), so the first bucket means
+// "fast"; 10 s is the longest method deadline, so +Inf means "past any deadline". In between the
+// usual 1-2.5-5 steps keep the p99 estimate within a factor of 2.5.
+export const DURATION_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Metric names, in one place (Prometheus style). */
+export const METRIC = {
+  serverRequests: "rpc_server_requests_total",
+  serverDuration: "rpc_server_duration_seconds",
+  clientRequests: "rpc_client_requests_total",
+  clientDuration: "rpc_client_duration_seconds",
+  clientAttempts: "rpc_client_attempts_total",
+  clientRetries: "rpc_client_retries_total",
+  clientRetriesThrottled: "rpc_client_retries_throttled_total",
+  clientBreakerState: "rpc_client_breaker_state",
+  clientEjectedEndpoints: "rpc_client_ejected_endpoints",
+  clientKnownEndpoints: "rpc_client_known_endpoints",
+  httpRequests: "http_server_requests_total",
+  httpDuration: "http_server_duration_seconds",
+  registryRegistered: "meshwork_registry_registered",
+  registryRegistrations: "meshwork_registry_registrations_total",
+  outboxBacklog: "meshwork_outbox_backlog",
+  consumerRedeliveries: "meshwork_consumer_redeliveries_total",
+  dlqMessages: "meshwork_dlq_messages",
+  sagaOutcomes: "meshwork_saga_outcomes_total",
+} as const;
+
+/** Circuit breaker states as exported by `rpc_client_breaker_state`. */
+export const BreakerState = { closed: 0, halfOpen: 1, open: 2 } as const;
+/** A breaker state as a number, or as mesh/policy's `CircuitBreaker.state` names it. */
+export type BreakerStateValue = (typeof BreakerState)[keyof typeof BreakerState] | "closed" | "half-open" | "open";
+
+function breakerNumber(s: BreakerStateValue): number {
+  if (typeof s === "number") return s;
+  return s === "open" ? BreakerState.open : s === "half-open" ? BreakerState.halfOpen : BreakerState.closed;
+}
+
+interface Instruments {
+  serverRequests: Counter;
+  serverDuration: Histogram;
+  clientRequests: Counter;
+  clientDuration: Histogram;
+  clientAttempts: Counter;
+  clientRetries: Counter;
+  clientRetriesThrottled: Counter;
+  httpRequests: Counter;
+  httpDuration: Histogram;
+  consumerRedeliveries: Counter;
+  sagaOutcomes: Counter;
+}
+
+function createInstruments(meter: Meter): Instruments {
+  const counter = (name: string, description: string) => meter.createCounter(name, { description, valueType: ValueType.INT });
+  const seconds = (name: string, description: string) =>
+    meter.createHistogram(name, { description, unit: "s", advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS } });
+  return {
+    serverRequests: counter(METRIC.serverRequests, "RPCs handled, by gRPC status code."),
+    serverDuration: seconds(METRIC.serverDuration, "Time to handle a unary RPC, in seconds."),
+    clientRequests: counter(METRIC.clientRequests, "Logical RPCs made (all attempts together), by final gRPC status code."),
+    clientDuration: seconds(METRIC.clientDuration, "Time of a logical unary RPC including retries, in seconds."),
+    clientAttempts: counter(METRIC.clientAttempts, "Attempts made, first tries and retries."),
+    clientRetries: counter(METRIC.clientRetries, "Attempts after the first (retries)."),
+    clientRetriesThrottled: counter(METRIC.clientRetriesThrottled, "Retries not made because the retry budget or token bucket was empty."),
+    httpRequests: counter(METRIC.httpRequests, "HTTP requests served, by route and status."),
+    httpDuration: seconds(METRIC.httpDuration, "Time to serve an HTTP request, in seconds."),
+    consumerRedeliveries: counter(METRIC.consumerRedeliveries, "Event deliveries after the first (handler failed, ack lost or timed out)."),
+    sagaOutcomes: counter(METRIC.sagaOutcomes, "Finished sagas, by outcome."),
+  };
+}
+
+/** Something an observable metric reads at scrape time. */
+interface Source {
+  labels: Attributes;
+  read(): number | Promise<number>;
+}
+
+interface Observed {
+  kind: "gauge" | "counter";
+  help: string;
+  sources: Set<Source>;
+}
+
+// Module state: instruments exist only while telemetry runs (OpenTelemetry's metrics API has no
+// proxy, so instruments made before the provider would stay no-ops forever). Observed sources are
+// kept across restarts and attached to whichever meter is current.
+let instruments: Instruments | undefined;
+let meter: Meter | undefined;
+const observed = new Map<string, Observed>();
+
+/** The rolling per-method window behind `/metrics/summary` (fed by the same calls as the metrics). */
+export const rollingStats = new RollingStats();
+
+function attachObservable(m: Meter, name: string, o: Observed): void {
+  const inst = o.kind === "gauge" ? m.createObservableGauge(name, { description: o.help }) : m.createObservableCounter(name, { description: o.help });
+  inst.addCallback(async (result: ObservableResult) => {
+    await Promise.all(
+      [...o.sources].map(async (s) => {
+        try {
+          result.observe(await s.read(), s.labels);
+        } catch {
+          // A source that cannot answer (e.g. its database is down) is left out of this scrape.
+        }
+      }),
+    );
+  });
+}
+
+/** Binds the API to a meter (startTelemetry) or unbinds it (shutdown). Internal to mesh/telemetry. */
+export function bindMeter(m: Meter | undefined): void {
+  meter = m;
+  instruments = m ? createInstruments(m) : undefined;
+  if (m) for (const [name, o] of observed) attachObservable(m, name, o);
+}
+
+function observe(kind: "gauge" | "counter", name: string, help: string, read: () => number | Promise<number>, labels: Attributes = {}): () => void {
+  let o = observed.get(name);
+  if (!o) {
+    o = { kind, help, sources: new Set() };
+    observed.set(name, o);
+    if (meter) attachObservable(meter, name, o);
+  } else if (o.kind !== kind) {
+    throw new Error(`metric ${name} is already registered as a ${o.kind}`);
+  }
+  const source: Source = { labels, read };
+  o.sources.add(source);
+  return () => o.sources.delete(source);
+}
+
+/**
+ * Registers a gauge read at scrape time: `read` returns the current value (may be async, e.g. a
+ * COUNT query). Several registrations of one name with different `labels` form one metric.
+ * Returns an unregister function.
+ */
+export function registerGauge(name: string, help: string, read: () => number | Promise<number>, labels?: Attributes): () => void {
+  return observe("gauge", name, help, read, labels);
+}
+
+/** Like {@link registerGauge} for a monotonic total kept elsewhere (e.g. a `registrations` count). */
+export function registerObservedCounter(name: string, help: string, read: () => number | Promise<number>, labels?: Attributes): () => void {
+  return observe("counter", name, help, read, labels);
+}
+
+/** The Prometheus-style name of a status: "OK" or the Connect code name ("NotFound"). */
+export function codeName(code: Code | undefined): string {
+  return code === undefined ? "OK" : (Code[code] ?? String(code));
+}
+
+const ms = (s: number) => s / 1000;
+
+/**
+ * Typed recording API for RPC, HTTP, event and saga metrics. Everything is a no-op until
+ * startTelemetry has run (the rolling summary window records regardless).
+ */
+export const meshMetrics = {
+  /** A call this server handled; `durationMs` undefined for streams (their length is not latency). */
+  serverCall(service: string, method: string, code: Code | undefined, durationMs: number | undefined): void {
+    const c = codeName(code);
+    rollingStats.record("server", service, method, c, code !== undefined, durationMs);
+    if (!instruments) return;
+    instruments.serverRequests.add(1, { service, method, code: c });
+    if (durationMs !== undefined) instruments.serverDuration.record(ms(durationMs), { service, method });
+  },
+
+  /** A logical client call (all attempts) to `target` (the logical service name, e.g. "catalog"). */
+  clientCall(target: string, service: string, method: string, code: Code | undefined, durationMs: number | undefined): void {
+    const c = codeName(code);
+    rollingStats.record("client", service, method, c, code !== undefined, durationMs, target);
+    if (!instruments) return;
+    instruments.clientRequests.add(1, { target, service, method, code: c });
+    if (durationMs !== undefined) instruments.clientDuration.record(ms(durationMs), { target, service, method });
+  },
+
+  /** One attempt of a client call ended; `attempt` 1 is the first try, more is a retry. */
+  clientAttempt(target: string, method: string, attempt: number): void {
+    if (!instruments) return;
+    instruments.clientAttempts.add(1, { target, method });
+    if (attempt > 1) instruments.clientRetries.add(1, { target, method });
+  },
+
+  /** A retry the policy wanted but its budget/token bucket refused. */
+  retryThrottled(target: string, method: string): void {
+    instruments?.clientRetriesThrottled.add(1, { target, method });
+  },
+
+  /** An HTTP request served (gateway); `route` must come from a bounded set (not the raw path). */
+  httpRequest(method: string, route: string, status: number, durationMs: number): void {
+    rollingStats.record("http", "http", `${method} ${route}`, String(status), status >= 500, durationMs);
+    if (!instruments) return;
+    instruments.httpRequests.add(1, { method, route, status: String(status) });
+    instruments.httpDuration.record(ms(durationMs), { method, route });
+  },
+
+  /** An event delivered again (deliveryCount > 1). */
+  consumerRedelivery(consumer: string, stream: string): void {
+    instruments?.consumerRedeliveries.add(1, { consumer, stream });
+  },
+
+  /** A saga finished: e.g. "completed", "compensated", "failed". */
+  sagaOutcome(outcome: string): void {
+    instruments?.sagaOutcomes.add(1, { outcome });
+  },
+};
+
+/** What {@link observeRegistration} reads; mesh/registry's `Registration` fits. */
+export interface RegistrationLike {
+  isRegistered(): boolean;
+  readonly registrations: number;
+}
+
+/** Exports `meshwork_registry_registered` (0/1) and `meshwork_registry_registrations_total`. */
+export function observeRegistration(reg: RegistrationLike): () => void {
+  const a = registerGauge(METRIC.registryRegistered, "1 while this instance's registry key exists under a live lease.", () => (reg.isRegistered() ? 1 : 0));
+  const b = registerObservedCounter(METRIC.registryRegistrations, "Registrations made (the first, then one per lost lease).", () => reg.registrations);
+  return () => (a(), b());
+}
+
+/** What {@link observeClient} reads; mesh/balancer's `Balancer` fits. */
+export interface BalancerLike {
+  endpoints(): readonly string[];
+  ejected(): readonly string[];
+}
+
+/**
+ * Exports the client gauges of one upstream `target`: `rpc_client_known_endpoints`,
+ * `rpc_client_ejected_endpoints` (from the balancer) and `rpc_client_breaker_state` (0 closed,
+ * 1 half-open, 2 open; from the policy, when it has a breaker, e.g. `() => policy.breaker!.state`).
+ */
+export function observeClient(target: string, sources: { balancer?: BalancerLike; breakerState?: () => BreakerStateValue }): () => void {
+  const undo: (() => void)[] = [];
+  const labels = { target };
+  if (sources.balancer) {
+    const b = sources.balancer;
+    undo.push(registerGauge(METRIC.clientKnownEndpoints, "Endpoints discovery lists for the target.", () => b.endpoints().length, labels));
+    undo.push(registerGauge(METRIC.clientEjectedEndpoints, "Endpoints currently ejected by outlier detection.", () => b.ejected().length, labels));
+  }
+  if (sources.breakerState) {
+    const read = sources.breakerState;
+    undo.push(registerGauge(METRIC.clientBreakerState, "Circuit breaker state: 0 closed, 1 half-open, 2 open.", () => breakerNumber(read()), labels));
+  }
+  return () => undo.forEach((u) => u());
+}
+
+/** Exports `meshwork_outbox_backlog` from the relay's unsent-row count (one indexed COUNT per scrape). */
+export function observeOutbox(relay: { backlog(): Promise<number> }): () => void {
+  return registerGauge(METRIC.outboxBacklog, "Outbox events not yet published.", () => relay.backlog());
+}
+
+/** Exports `meshwork_dlq_messages`, e.g. `() => jsm.streams.info("DLQ").then((i) => i.state.messages)`. */
+export function observeDlq(count: () => Promise<number> | number, labels?: Attributes): () => void {
+  return registerGauge(METRIC.dlqMessages, "Messages in the dead-letter stream.", count, labels);
+}

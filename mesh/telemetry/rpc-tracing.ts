@@ -1,0 +1,283 @@
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import {
+  context,
+  createContextKey,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Span,
+  type TextMapGetter,
+  type TextMapSetter,
+  type Tracer,
+} from "@opentelemetry/api";
+import type { CallPolicy } from "../client/index.js";
+import type { ServerMiddleware } from "../grpc/index.js";
+import { meshMetrics } from "./metrics.js";
+
+/*
+ * Why our own middleware and interceptor instead of @opentelemetry/instrumentation-grpc:
+ * - Both data-path sides already go through our adapter (mesh/grpc server adapter, mesh/client
+ *   transport), so one wrapper per side sees every call with its protobuf-es descriptors, the
+ *   Connect code and the deadline: no monkey-patching of grpc-js, no "load order" trap.
+ * - The gateway speaks Connect over node:http/http2, which nothing instruments (TOOLCHAIN.md trap
+ *   7): we need our own spans there anyway, and one implementation gives identical attributes on
+ *   every hop.
+ * - instrumentation-grpc would create a span per *attempt* under grpc-js's client; ours is one
+ *   client span per *logical* call with retries as events, which is what a trace reader wants.
+ *   Running both would double every span, so instrumentation-grpc is not registered.
+ * - The same wrapper times the call for the RED metrics, so a call is measured once.
+ *
+ * Attributes follow the OpenTelemetry RPC conventions as emitted by instrumentation-grpc 0.223
+ * (rpc.system, rpc.service, rpc.method, rpc.grpc.status_code). Semconv 1.45 has since stabilised
+ * rpc.system.name / fully-qualified rpc.method / rpc.response.status_code; switching is a change to
+ * this block only.
+ */
+export const ATTR = {
+  rpcSystem: "rpc.system",
+  rpcService: "rpc.service",
+  rpcMethod: "rpc.method",
+  rpcGrpcStatusCode: "rpc.grpc.status_code",
+  serverAddress: "server.address",
+  serverPort: "server.port",
+  /** Meshwork: logical service a client called ("catalog"). */
+  target: "meshwork.target",
+  /** Meshwork: attempts a client call made so far. */
+  attempts: "meshwork.attempts",
+  attempt: "meshwork.attempt",
+  outcome: "meshwork.outcome",
+} as const;
+
+/** Tracer name of every Meshwork span. */
+export const TRACER_NAME = "meshwork";
+
+/**
+ * Looked up per call (a map lookup): a tracer cached at module load would keep pointing at a
+ * provider that was shut down and replaced (tests restart telemetry).
+ */
+export function tracer(): Tracer {
+  return trace.getTracer(TRACER_NAME);
+}
+
+/** Server span status per the RPC conventions: only these codes mean the server failed. */
+const SERVER_FAULTS = new Set<Code>([Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented, Code.Internal, Code.Unavailable, Code.DataLoss]);
+
+const headersGetter: TextMapGetter<Headers> = {
+  get: (h, key) => h.get(key) ?? undefined,
+  keys: (h) => [...h.keys()],
+};
+
+const headersSetter: TextMapSetter<Headers> = {
+  set: (h, key, value) => h.set(key, value),
+};
+
+/** Holds the client span of the logical call in progress, so policy and balancer hooks find it. */
+const CLIENT_SPAN = createContextKey("meshwork client call span");
+
+/** The logical service of a gRPC service: its first package segment ("catalog" for catalog.v1.CatalogService), as mesh/runtime names it. */
+export function defaultTarget(service: DescService): string {
+  return service.typeName.split(".")[0];
+}
+
+function rpcAttributes(service: string, method: string): Attributes {
+  return { [ATTR.rpcSystem]: "grpc", [ATTR.rpcService]: service, [ATTR.rpcMethod]: method };
+}
+
+/** The ConnectError a call ended with; the adapter turns anything else into Internal, so do we. */
+function asConnectError(err: unknown): ConnectError {
+  if (err instanceof ConnectError) return err;
+  return new ConnectError(err instanceof Error ? err.message : String(err), Code.Internal);
+}
+
+function recordUnexpected(span: Span, err: unknown): void {
+  // Only unexpected errors carry a stack worth keeping; ConnectErrors are answers.
+  if (!(err instanceof ConnectError) && err instanceof Error) span.recordException(err);
+}
+
+/**
+ * Server middleware for the grpc-js adapter (install it outermost): continues the caller's trace
+ * from `traceparent`/`tracestate`, runs the handler inside a SERVER span named
+ * `<package.Service>/<Method>` with the RPC attributes, and records `rpc_server_requests_total`
+ * and `rpc_server_duration_seconds`. The span ends when the handler settles, or at the deadline /
+ * client cancel if that comes first (the adapter answers then even if the handler runs on).
+ */
+export function tracingMiddleware(): ServerMiddleware {
+  return async (ctx, next) => {
+    const service = ctx.service.typeName;
+    const method = ctx.method.name;
+    const parent = propagation.extract(ROOT_CONTEXT, ctx.requestHeader, headersGetter);
+    const span = tracer().startSpan(`${service}/${method}`, { kind: SpanKind.SERVER, attributes: rpcAttributes(service, method) }, parent);
+    const started = performance.now();
+    const streaming = ctx.method.methodKind !== "unary";
+    let ended = false;
+    const end = (err: ConnectError | undefined) => {
+      if (ended) return;
+      ended = true;
+      ctx.signal.removeEventListener("abort", onAbort);
+      const durationMs = performance.now() - started;
+      span.setAttribute(ATTR.rpcGrpcStatusCode, err ? err.code : 0);
+      if (err && SERVER_FAULTS.has(err.code)) span.setStatus({ code: SpanStatusCode.ERROR, message: err.rawMessage });
+      span.end();
+      meshMetrics.serverCall(service, method, err?.code, streaming ? undefined : durationMs);
+    };
+    const onAbort = () => end(ctx.signal.reason instanceof ConnectError ? ctx.signal.reason : new ConnectError("call cancelled", Code.Canceled));
+    ctx.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      await context.with(trace.setSpan(parent, span), next);
+      end(undefined);
+    } catch (e) {
+      recordUnexpected(span, e);
+      end(asConnectError(e));
+      throw e;
+    }
+  };
+}
+
+/** Options for {@link tracingInterceptor}. */
+export interface TracingInterceptorOptions {
+  /** Logical name of the called service for metrics labels; default {@link defaultTarget}. */
+  target?: (service: DescService) => string;
+}
+
+/**
+ * Connect interceptor for the mesh transport (and any Connect client): one CLIENT span per logical
+ * call (all attempts), `traceparent`/`tracestate` injected into the request headers (the adapter
+ * maps them to grpc metadata), and `rpc_client_requests_total` / `rpc_client_duration_seconds`.
+ * Attempts, retries, ejections and breaker rejections become events on this span through
+ * {@link recordAttempt} and friends, called from the policy and balancer hooks. Any non-OK code
+ * sets the span status to ERROR (client-side RPC convention). A server stream's span ends when
+ * the stream is drained or fails.
+ */
+export function tracingInterceptor(opts: TracingInterceptorOptions = {}): Interceptor {
+  const targetOf = opts.target ?? defaultTarget;
+  return (next) => async (req) => {
+    const service = req.service.typeName;
+    const method = req.method.name;
+    const target = targetOf(req.service);
+    const parent = context.active();
+    const span = tracer().startSpan(
+      `${service}/${method}`,
+      { kind: SpanKind.CLIENT, attributes: { ...rpcAttributes(service, method), [ATTR.target]: target } },
+      parent,
+    );
+    const ctx = trace.setSpan(parent, span).setValue(CLIENT_SPAN, span);
+    propagation.inject(ctx, req.header, headersSetter);
+    const started = performance.now();
+    const streaming = req.stream;
+    let ended = false;
+    const end = (e: unknown) => {
+      if (ended) return;
+      ended = true;
+      const err = e === undefined ? undefined : ConnectError.from(e);
+      span.setAttribute(ATTR.rpcGrpcStatusCode, err ? err.code : 0);
+      if (err) span.setStatus({ code: SpanStatusCode.ERROR, message: err.rawMessage });
+      span.end();
+      meshMetrics.clientCall(target, service, method, err?.code, streaming ? undefined : performance.now() - started);
+    };
+    try {
+      const res = await context.with(ctx, () => next(req));
+      if (!res.stream) {
+        end(undefined);
+        return res;
+      }
+      return { ...res, message: endWhenDrained(res.message, end) } as StreamResponse;
+    } catch (e) {
+      end(e);
+      throw e;
+    }
+  };
+}
+
+async function* endWhenDrained<T>(messages: AsyncIterable<T>, end: (e: unknown) => void): AsyncIterable<T> {
+  try {
+    yield* messages;
+    end(undefined);
+  } catch (e) {
+    end(e);
+    throw e;
+  } finally {
+    // The reader stopped early (break/return): the call did what the caller wanted.
+    end(undefined);
+  }
+}
+
+/** The span a client-side hook should annotate: the logical call's client span, else the active span. */
+function callSpan(): Span | undefined {
+  return (context.active().getValue(CLIENT_SPAN) as Span | undefined) ?? trace.getActiveSpan();
+}
+
+/** Adds an event to the active span (no-op outside a span). For ad-hoc notes from any module. */
+export function recordEvent(name: string, attributes?: Attributes): void {
+  trace.getActiveSpan()?.addEvent(name, attributes);
+}
+
+function splitEndpoint(endpoint: string): Attributes {
+  const i = endpoint.lastIndexOf(":");
+  const port = Number(endpoint.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port)) return { [ATTR.serverAddress]: endpoint };
+  return { [ATTR.serverAddress]: endpoint.slice(0, i).replace(/^\[|\]$/g, ""), [ATTR.serverPort]: port };
+}
+
+/**
+ * Records one finished attempt: `rpc_client_attempts_total` (and `rpc_client_retries_total` when
+ * `attempt` > 1), plus an "attempt" (first try) or "retry" event on the call's span with the
+ * attempt number, endpoint, outcome and code. Same shape as `CallPolicy.onAttempt`, so a policy
+ * calls it straight from there: `onAttempt: (m, e, o, c, a) => recordAttempt(m, e, o, c, a)`.
+ */
+export function recordAttempt(method: DescMethod, endpoint: string, outcome: string, code: Code | undefined, attempt: number, target = defaultTarget(method.parent)): void {
+  meshMetrics.clientAttempt(target, method.name, attempt);
+  const span = callSpan();
+  if (!span) return;
+  const where = splitEndpoint(endpoint);
+  span.addEvent(attempt > 1 ? "retry" : "attempt", { [ATTR.attempt]: attempt, ...where, [ATTR.outcome]: outcome, [ATTR.rpcGrpcStatusCode]: code ?? 0 });
+  // The endpoint of the last attempt is the one that answered.
+  span.setAttributes({ ...where, [ATTR.attempts]: attempt });
+}
+
+/** A retry the policy wanted but its budget/token bucket refused: metric plus a span event. */
+export function recordRetryThrottled(method: DescMethod, attempt: number, target = defaultTarget(method.parent)): void {
+  meshMetrics.retryThrottled(target, method.name);
+  callSpan()?.addEvent("retry_throttled", { [ATTR.attempt]: attempt });
+}
+
+/** The circuit breaker refused a call before any attempt: a span event (the call itself ends with the breaker's code). */
+export function recordBreakerRejection(method: DescMethod, target = defaultTarget(method.parent), reason?: string): void {
+  callSpan()?.addEvent("breaker_rejected", { [ATTR.target]: target, ...(reason ? { "meshwork.reason": reason } : {}) });
+}
+
+/**
+ * Wraps a call policy so its attempts and refusals show up in telemetry: every attempt goes
+ * through {@link recordAttempt} after the policy's own `onAttempt`, and a `begin` that throws (the
+ * circuit breaker refusing the call) is recorded with {@link recordBreakerRejection}. Everything
+ * else is the policy itself (the wrapper inherits from it). Retries refused by the throttle or
+ * budget are only visible inside the policy: it calls {@link recordRetryThrottled} itself.
+ */
+export function instrumentPolicy<P extends CallPolicy>(policy: P, target?: string): P {
+  const wrapped = Object.create(policy) as P;
+  wrapped.begin = (method) => {
+    try {
+      return policy.begin?.(method);
+    } catch (e) {
+      recordBreakerRejection(method, target ?? defaultTarget(method.parent), e instanceof Error ? e.message : String(e));
+      throw e;
+    }
+  };
+  wrapped.onAttempt = (method, endpoint, outcome, code, attempt) => {
+    policy.onAttempt?.(method, endpoint, outcome, code, attempt);
+    recordAttempt(method, endpoint, outcome, code, attempt, target ?? defaultTarget(method.parent));
+  };
+  return wrapped;
+}
+
+/**
+ * An endpoint was ejected or readmitted (from `BalancerOptions.onEjection`): an event on the call
+ * whose outcome triggered it. The gauge side is {@link observeClient}.
+ */
+export function recordEjection(endpoint: string, ejected: boolean, untilMs: number): void {
+  const attrs: Attributes = { ...splitEndpoint(endpoint) };
+  if (ejected) attrs["meshwork.ejected_until"] = new Date(untilMs).toISOString();
+  callSpan()?.addEvent(ejected ? "endpoint_ejected" : "endpoint_readmitted", attrs);
+}

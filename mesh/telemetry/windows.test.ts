@@ -1,0 +1,65 @@
+import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
+import { RollingStats, SpanRing } from "./index.js";
+
+describe("SpanRing", () => {
+  it("keeps only the newest `capacity` spans, oldest first", () => {
+    const ring = new SpanRing(5);
+    const provider = new BasicTracerProvider({ spanProcessors: [ring] });
+    const tracer = provider.getTracer("ring-test");
+    for (let i = 0; i < 12; i++) tracer.startSpan(`span-${i}`).end();
+    const records = ring.records();
+    expect(records.map((r) => r.name)).toEqual(["span-7", "span-8", "span-9", "span-10", "span-11"]);
+    expect(ring.recorded).toBe(12);
+    expect(records[0]).toMatchObject({ kind: "internal", status: { code: "unset" }, service: expect.any(String) });
+    expect(() => new SpanRing(0)).toThrow();
+  });
+
+  it("returns only spans that ended after `since`", () => {
+    const ring = new SpanRing(10);
+    const tracer = new BasicTracerProvider({ spanProcessors: [ring] }).getTracer("ring-test");
+    const t0 = Date.now() - 10_000;
+    tracer.startSpan("old", { startTime: new Date(t0) }).end(new Date(t0 + 2_000));
+    tracer.startSpan("new", { startTime: new Date(t0) }).end(new Date(t0 + 4_000));
+    expect(ring.records(t0 + 3_000).map((r) => r.name)).toEqual(["new"]);
+  });
+});
+
+describe("RollingStats", () => {
+  it("computes rate, error ratio and percentiles within the bucket precision", () => {
+    let now = 10 * 60_000;
+    const stats = new RollingStats(() => now);
+    // 1 … 100 ms, one each: p50 = 50 ms, p99 = 99 ms.
+    for (let ms = 1; ms <= 100; ms++) stats.record("server", "s.v1.S", "Get", ms % 10 === 0 ? "NotFound" : "OK", ms % 10 === 0, ms);
+    now += 30_000;
+    const [row] = stats.summary(1);
+    expect(row).toMatchObject({ kind: "server", service: "s.v1.S", method: "Get", requests: 100, errors: 10, errorRatio: 0.1, codes: { OK: 90, NotFound: 10 } });
+    expect(row.ratePerSec).toBeCloseTo(100 / 30, 2);
+    // Log buckets are 2^(1/8) wide: a percentile reads at most ~9 % high, never low.
+    expect(row.p50Ms!).toBeGreaterThanOrEqual(50);
+    expect(row.p50Ms!).toBeLessThanOrEqual(50 * 1.091);
+    expect(row.p99Ms!).toBeGreaterThanOrEqual(99);
+    expect(row.p99Ms!).toBeLessThanOrEqual(99 * 1.091);
+  });
+
+  it("forgets minutes outside the window and reuses their buckets", () => {
+    let now = 0;
+    const stats = new RollingStats(() => now);
+    stats.record("client", "s.v1.S", "Get", "OK", false, 5, "s");
+    now += 3 * 60_000;
+    stats.record("client", "s.v1.S", "Get", "Unavailable", true, 7, "s");
+    expect(stats.summary(10)[0]).toMatchObject({ requests: 2, errors: 1, target: "s" });
+    expect(stats.summary(1)[0]).toMatchObject({ requests: 1, errors: 1, p50Ms: expect.any(Number) });
+    // Ten minutes later the first bucket's slot is reused for a new minute.
+    now += 7 * 60_000;
+    stats.record("client", "s.v1.S", "Get", "OK", false, 1, "s");
+    const row = stats.summary(10)[0];
+    expect(row).toMatchObject({ requests: 2, errors: 1 });
+    expect(row.p50Ms!).toBeLessThan(1.1);
+  });
+
+  it("counts streams without latency", () => {
+    const stats = new RollingStats(() => 0);
+    stats.record("server", "s.v1.S", "Watch", "OK", false, undefined);
+    expect(stats.summary(1)[0]).toMatchObject({ requests: 1, p50Ms: null, p99Ms: null });
+  });
+});
