@@ -79,7 +79,7 @@ export function unaryCall<O extends Message>(client: Client, method: DescMethod,
   });
 }
 
-/** A server-streaming call: an async iterable of messages that throws {@link AttemptError}. */
+/** A server-streaming call: `header` rejects with {@link AttemptError}; the messages throw ConnectError. */
 export interface StreamResult<O extends Message = Message> {
   messages: AsyncIterable<O>;
   /** Resolves with the response header (or rejects when the call fails before sending one). */
@@ -115,7 +115,8 @@ export function serverStreamCall<O extends Message>(client: Client, method: Desc
     try {
       for await (const m of stream) yield m as O;
     } catch (e) {
-      throw new AttemptError(fromGrpcError(e), headersReceived);
+      // Iterated by the caller once the stream is established: past retrying, so the plain error.
+      throw fromGrpcError(e);
     } finally {
       opts.signal?.removeEventListener("abort", abort);
       stream.cancel();

@@ -143,7 +143,9 @@ export type AuthorizeRequest = Message<"payments.v1.AuthorizeRequest"> & {
    * cards: 4242424242424242 is approved; 4000000000000002 is declined
    * (GENERIC); 4000000000009995 is declined (INSUFFICIENT_FUNDS);
    * 4000000000000069 is declined (EXPIRED_CARD); 4000000000000119 fails
-   * (PROCESSING_ERROR). Any other number that passes the Luhn check is
+   * (PROCESSING_ERROR); 4000000000000077 is approved after a delay of
+   * PAYMENTS_SLOW_CARD_DELAY_MS (1.5 s by default), to exercise deadlines.
+   * Any other number that passes the Luhn check is
    * approved; one that fails it is INVALID_ARGUMENT with
    * ERROR_REASON_INVALID_CARD.
    *

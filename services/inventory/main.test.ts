@@ -1,0 +1,65 @@
+import { createClient } from "@connectrpc/connect";
+import { connect } from "nats";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { InventoryService } from "../../gen/inventory/v1/inventory_pb.js";
+import { createMeshTransport, staticEndpoints } from "../../mesh/client/index.js";
+import { createEtcdClient } from "../../mesh/etcd/client.js";
+import { startEtcd, startNats, startProcess, waitFor, type EtcdServer, type ManagedProcess, type NatsServer } from "../../mesh/infra/index.js";
+import { parseInstance, servicePrefix } from "../../mesh/registry/index.js";
+
+describe("inventory main.ts", () => {
+  let etcd: EtcdServer;
+  let nats: NatsServer;
+  let proc: ManagedProcess | undefined;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    [etcd, nats] = await Promise.all([startEtcd(), startNats()]);
+    dataDir = mkdtempSync(path.join(tmpdir(), "meshwork-inventory-main-"));
+  });
+  afterAll(async () => {
+    await proc?.kill();
+    await Promise.all([etcd?.stop(), nats?.stop()]);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("registers in etcd, answers calls, publishes its events and exits 0 on SIGTERM", async () => {
+    proc = startProcess(process.execPath, [require.resolve("tsx/cli"), path.join(__dirname, "main.ts")], {
+      env: { ...process.env, MESHWORK_PORT: "0", ETCD_ENDPOINTS: etcd.endpoint, NATS_URL: nats.url, MESHWORK_DATA_DIR: dataDir },
+    });
+    const etcdClient = createEtcdClient(etcd.endpoint);
+    const nc = await connect({ servers: nats.url });
+    try {
+      const raw = await waitFor(
+        async () => {
+          if (proc!.proc.exitCode !== null) throw new Error(`main.ts exited early:\n${proc!.output()}`);
+          return Object.values(await etcdClient.getAll().prefix(servicePrefix("inventory")).strings())[0];
+        },
+        { timeoutMs: 30_000, what: "inventory registration" },
+      );
+      const instance = parseInstance(raw);
+      const transport = createMeshTransport({ endpoints: staticEndpoints(`${instance.address}:${instance.port}`) });
+      try {
+        const client = createClient(InventoryService, transport);
+        await client.reserve({ reservationId: "main-1", orderId: "o-1", items: [{ productId: "prod-001", quantity: 2 }] });
+        expect((await client.getStock({ productId: "prod-001" })).stock).toMatchObject({ onHand: 100, reserved: 2, available: 98 });
+      } finally {
+        transport.close();
+      }
+      // The relay created the INVENTORY stream and published StockReserved to it.
+      const jsm = await nc.jetstreamManager();
+      await waitFor(async () => (await jsm.streams.info("INVENTORY").catch(() => undefined))?.state.messages === 1, {
+        timeoutMs: 10_000,
+        what: "StockReserved on the INVENTORY stream",
+      });
+      proc.proc.kill("SIGTERM");
+      expect(await proc.exited).toEqual({ code: 0, signal: null });
+      expect(await etcdClient.getAll().prefix(servicePrefix("inventory")).keys()).toEqual([]);
+    } finally {
+      etcdClient.close();
+      await nc.close();
+    }
+  });
+});
