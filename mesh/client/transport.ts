@@ -36,6 +36,8 @@ export interface AttemptInfo {
 export interface CallPolicy {
   /** Timeout for a call from the caller's request (deadline propagation and method defaults). */
   timeoutMs?(method: DescMethod, requested: number | undefined): number | undefined;
+  /** The signal the call runs with, from the caller's (e.g. also aborted when the inbound call is cancelled). */
+  signal?(method: DescMethod, signal: AbortSignal): AbortSignal;
   /** Runs before each logical call; may throw (e.g. an open circuit breaker) or return a completion callback. */
   begin?(method: DescMethod): ((ok: boolean, code?: Code) => void) | void;
   /** After a failed attempt: ms to wait before retrying, or undefined to give up. */
@@ -67,6 +69,12 @@ export interface MeshTransport extends Transport {
   readonly balancer: Balancer;
   close(): void;
 }
+
+/**
+ * Endpoints a logical call has used. Calls that share one set (a hedged call and its hedge) avoid
+ * each other's endpoints; each call gets its own set when absent.
+ */
+export const TRIED_ENDPOINTS = createContextKey<Set<string> | undefined>(undefined, { description: "meshwork endpoints tried by the call" });
 
 /** Carries the caller's timeout through interceptors (they may copy the request object). */
 const TIMEOUT_KEY = createContextKey<number | undefined>(undefined, { description: "meshwork call timeout" });
@@ -149,11 +157,11 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
     header: Headers,
     signal: AbortSignal | undefined,
     deadline: number | undefined,
+    tried: Set<string>,
     attemptFn: (endpoint: string, attemptDeadline: number | undefined, attempt: number) => Promise<R>,
   ): Promise<R> {
     await ensureReady(signal);
     const done = policy.begin?.(method);
-    const tried = new Set<string>();
     for (let attempt = 1; ; attempt++) {
       const endpoint = balancer.pick(tried);
       if (endpoint === undefined) {
@@ -193,8 +201,9 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
 
   const unaryRaw = async (req: UnaryRequest): Promise<UnaryResponse> => {
     const deadline = callDeadline(req.method, timeoutOf(req));
-    return withAttempts(req.method, req.message, req.header, req.signal, deadline, async (endpoint, attemptDeadline) => {
-      const r = await unaryCall(pool.get(endpoint), req.method, req.message, { deadline: attemptDeadline, header: req.header, signal: req.signal });
+    const signal = policy.signal ? policy.signal(req.method, req.signal) : req.signal;
+    return withAttempts(req.method, req.message, req.header, signal, deadline, triedOf(req), async (endpoint, attemptDeadline) => {
+      const r = await unaryCall(pool.get(endpoint), req.method, req.message, { deadline: attemptDeadline, header: req.header, signal });
       return { stream: false as const, service: req.service, method: req.method, header: r.header, message: r.message, trailer: r.trailer };
     });
   };
@@ -208,9 +217,10 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
     if (first === undefined) throw new ConnectError("a server-streaming call needs one request message", Code.InvalidArgument);
     const request = first;
     const deadline = callDeadline(req.method, timeoutOf(req));
+    const signal = policy.signal ? policy.signal(req.method, req.signal) : req.signal;
     // Retries apply only until the stream is established (response headers arrived, gRFC A6).
-    return withAttempts(req.method, request, req.header, req.signal, deadline, async (endpoint, attemptDeadline) => {
-      const s = serverStreamCall(pool.get(endpoint), req.method, request, { deadline: attemptDeadline, header: req.header, signal: req.signal });
+    return withAttempts(req.method, request, req.header, signal, deadline, triedOf(req), async (endpoint, attemptDeadline) => {
+      const s = serverStreamCall(pool.get(endpoint), req.method, request, { deadline: attemptDeadline, header: req.header, signal });
       const header = await s.header;
       const trailer = new Headers();
       void s.trailer.then((t) => t.forEach((v, k) => trailer.append(k, v)));
@@ -219,6 +229,7 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
   };
 
   const timeoutOf = (req: UnaryRequest | StreamRequest) => req.contextValues.get(TIMEOUT_KEY);
+  const triedOf = (req: UnaryRequest | StreamRequest) => req.contextValues.get(TRIED_ENDPOINTS) ?? new Set<string>();
 
   const unaryFn = (opts.interceptors ?? []).reduceRight((next, ic) => ic(next as never) as never, unaryRaw as (r: UnaryRequest) => Promise<UnaryResponse>);
   const streamFn = (opts.interceptors ?? []).reduceRight((next, ic) => ic(next as never) as never, streamRaw as (r: StreamRequest) => Promise<StreamResponse>);

@@ -10,7 +10,8 @@ import { headersToMetadata, metadataToHeaders } from "./metadata.js";
  */
 export function toGrpcStatus(err: unknown): Partial<StatusObject> {
   const ce = err instanceof ConnectError ? err : new ConnectError(err instanceof Error ? err.message : String(err), Code.Internal);
-  const trailer = setTrailerStatus(new Headers(ce.metadata), ce);
+  // setTrailerStatus copies the error's own metadata in; starting from it would send each value twice.
+  const trailer = setTrailerStatus(new Headers(), ce);
   const metadata = headersToMetadata(trailer);
   // grpc-js writes grpc-status and grpc-message itself from code and details.
   return { code: ce.code as number as GrpcStatus, details: ce.rawMessage, metadata };

@@ -61,7 +61,12 @@ function compose(middleware: ServerMiddleware[], ctx: HandlerContext, last: () =
  * `work` settles, so a completed call allocates no error.
  */
 function raceSignal(work: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(reasonOf(signal));
+  if (signal.aborted) {
+    // Answered already (e.g. the deadline had passed on arrival): the handler's own failure must
+    // not become an unhandled rejection, which ends a Node 20 process.
+    work.catch(() => undefined);
+    return Promise.reject(reasonOf(signal));
+  }
   return new Promise((resolve, reject) => {
     const fail = () => reject(reasonOf(signal));
     signal.addEventListener("abort", fail, { once: true });

@@ -1,0 +1,54 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { ServerMiddleware } from "../grpc/index.js";
+
+/** The deadline and cancellation of the inbound call (or job) that the current code runs for. */
+export interface DeadlineScope {
+  /** Absolute deadline (epoch ms), undefined when the inbound call has none. */
+  deadline: number | undefined;
+  /** Aborted when the inbound call is cancelled, times out or its server shuts down. */
+  signal: AbortSignal | undefined;
+}
+
+const storage = new AsyncLocalStorage<DeadlineScope>();
+
+/**
+ * Server middleware that makes the inbound call's deadline and signal ambient for everything the
+ * handler does: outgoing mesh calls (through the call policy) inherit the remaining time and are
+ * cancelled with the inbound call, without any plumbing in handlers. Put it after authentication
+ * and load shedding, so work that is refused early never enters the scope.
+ */
+export function deadlineMiddleware(): ServerMiddleware {
+  return (ctx, next) => {
+    const left = ctx.timeoutMs();
+    return storage.run({ deadline: left === undefined ? undefined : Date.now() + left, signal: ctx.signal }, next);
+  };
+}
+
+/**
+ * Runs `fn` with an explicit deadline and signal, for work that is not an RPC handler (the events
+ * relay, a batch job, a test). Mesh calls made inside inherit them like in a handler. A nested
+ * scope can only shorten the deadline of the scope it runs in, never extend it.
+ */
+export function runWithDeadline<T>(deadline: number | undefined, signal: AbortSignal | undefined, fn: () => T): T {
+  const outer = storage.getStore();
+  const d = outer?.deadline === undefined ? deadline : deadline === undefined ? outer.deadline : Math.min(deadline, outer.deadline);
+  const signals = [outer?.signal, signal].filter((s): s is AbortSignal => s !== undefined);
+  const s = signals.length <= 1 ? signals[0] : AbortSignal.any(signals);
+  return storage.run({ deadline: d, signal: s }, fn);
+}
+
+/** Absolute deadline (epoch ms) of the inbound call being handled, or undefined outside one / without one. */
+export function currentDeadline(): number | undefined {
+  return storage.getStore()?.deadline;
+}
+
+/** Milliseconds left until {@link currentDeadline} (may be ≤ 0), or undefined when there is none. */
+export function remainingMs(now = Date.now()): number | undefined {
+  const d = currentDeadline();
+  return d === undefined ? undefined : d - now;
+}
+
+/** The inbound call's AbortSignal, or undefined outside a scope. */
+export function currentSignal(): AbortSignal | undefined {
+  return storage.getStore()?.signal;
+}
