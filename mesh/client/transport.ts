@@ -13,7 +13,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { Balancer, type BalancerOptions, type Outcome } from "../balancer/index.js";
-import { AttemptError, methodPath, serverStreamCall, unaryCall } from "../grpc/index.js";
+import { AttemptError, methodPath, NEVER_ABORTED, serverStreamCall, unaryCall } from "../grpc/index.js";
 import { ChannelPool } from "./channel-pool.js";
 import type { EndpointSource } from "./endpoints.js";
 
@@ -204,7 +204,18 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
     const signal = policy.signal ? policy.signal(req.method, req.signal) : req.signal;
     return withAttempts(req.method, req.message, req.header, signal, deadline, triedOf(req), async (endpoint, attemptDeadline) => {
       const r = await unaryCall(pool.get(endpoint), req.method, req.message, { deadline: attemptDeadline, header: req.header, signal });
-      return { stream: false as const, service: req.service, method: req.method, header: r.header, message: r.message, trailer: r.trailer };
+      return {
+        stream: false as const,
+        service: req.service,
+        method: req.method,
+        message: r.message,
+        get header() {
+          return r.header;
+        },
+        get trailer() {
+          return r.trailer;
+        },
+      };
     });
   };
 
@@ -250,7 +261,7 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
         method,
         requestMethod: "POST",
         url: methodPath(method),
-        signal: signal ?? new AbortController().signal,
+        signal: signal ?? NEVER_ABORTED,
         header: new Headers(header),
         contextValues: contextValues ?? createContextValues(),
         message: isMessage(input, method.input) ? input : create(method.input, input),
@@ -276,7 +287,7 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
         method,
         requestMethod: "POST",
         url: methodPath(method),
-        signal: signal ?? new AbortController().signal,
+        signal: signal ?? NEVER_ABORTED,
         header: new Headers(header),
         contextValues: contextValues ?? createContextValues(),
         message: messages(),

@@ -1,9 +1,17 @@
 import type { DescMethod, Message } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
+import { setMaxListeners } from "node:events";
 import { Client, Metadata, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { grpcServiceDefinition } from "./definition.js";
 import { fromGrpcError } from "./errors.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
+
+/**
+ * Stands in for "no signal" without allocating a controller per call; nothing ever aborts it, so
+ * calls skip listening to it.
+ */
+export const NEVER_ABORTED: AbortSignal = new AbortController().signal;
+setMaxListeners(0, NEVER_ABORTED);
 
 /** Per-attempt options of a call on one grpc-js channel. */
 export interface CallOptions {
@@ -40,8 +48,8 @@ export function unaryCall<O extends Message>(client: Client, method: DescMethod,
   const def = methodDef(method);
   const md = opts.header ? headersToMetadata(opts.header) : new Metadata();
   return new Promise((resolve, reject) => {
-    let header: Headers | undefined;
-    let trailer: Headers | undefined;
+    let header: Metadata | undefined;
+    let trailer: Metadata | undefined;
     let value: O | undefined;
     let failed: ServiceError | undefined;
     let done = 0;
@@ -50,7 +58,7 @@ export function unaryCall<O extends Message>(client: Client, method: DescMethod,
       if (++done < 2) return;
       cleanup();
       if (failed) reject(new AttemptError(fromGrpcError(failed), header !== undefined));
-      else resolve({ message: value as O, header: header ?? new Headers(), trailer: trailer ?? new Headers() });
+      else resolve(lazyResult(value as O, header, trailer));
     };
     const call = client.makeUnaryRequest(
       def.path,
@@ -65,18 +73,34 @@ export function unaryCall<O extends Message>(client: Client, method: DescMethod,
         finish();
       },
     );
-    call.on("metadata", (m: Metadata) => (header = metadataToHeaders(m)));
+    call.on("metadata", (m: Metadata) => (header = m));
     call.on("status", (s) => {
-      trailer = metadataToHeaders(s.metadata);
+      trailer = s.metadata;
       finish();
     });
     const abort = () => call.cancel();
-    const cleanup = () => opts.signal?.removeEventListener("abort", abort);
-    if (opts.signal) {
-      if (opts.signal.aborted) call.cancel();
-      else opts.signal.addEventListener("abort", abort, { once: true });
+    const signal = opts.signal === NEVER_ABORTED ? undefined : opts.signal;
+    const cleanup = () => signal?.removeEventListener("abort", abort);
+    if (signal) {
+      if (signal.aborted) call.cancel();
+      else signal.addEventListener("abort", abort, { once: true });
     }
   });
+}
+
+/** Converts header and trailer metadata to Headers only if someone reads them (most callers don't). */
+function lazyResult<O extends Message>(message: O, header: Metadata | undefined, trailer: Metadata | undefined): UnaryResult<O> {
+  let h: Headers | undefined;
+  let t: Headers | undefined;
+  return {
+    message,
+    get header() {
+      return (h ??= metadataToHeaders(header));
+    },
+    get trailer() {
+      return (t ??= metadataToHeaders(trailer));
+    },
+  };
 }
 
 /** A server-streaming call: `header` rejects with {@link AttemptError}; the messages throw ConnectError. */
@@ -107,9 +131,10 @@ export function serverStreamCall<O extends Message>(client: Client, method: Desc
   header.catch(() => undefined);
   const trailer = new Promise<Headers>((resolve) => stream.once("status", (s) => resolve(metadataToHeaders(s.metadata))));
   const abort = () => stream.cancel();
-  if (opts.signal) {
-    if (opts.signal.aborted) stream.cancel();
-    else opts.signal.addEventListener("abort", abort, { once: true });
+  const signal = opts.signal === NEVER_ABORTED ? undefined : opts.signal;
+  if (signal) {
+    if (signal.aborted) stream.cancel();
+    else signal.addEventListener("abort", abort, { once: true });
   }
   async function* messages(): AsyncIterable<O> {
     try {
@@ -118,7 +143,7 @@ export function serverStreamCall<O extends Message>(client: Client, method: Desc
       // Iterated by the caller once the stream is established: past retrying, so the plain error.
       throw fromGrpcError(e);
     } finally {
-      opts.signal?.removeEventListener("abort", abort);
+      signal?.removeEventListener("abort", abort);
       stream.cancel();
     }
   }

@@ -2,6 +2,7 @@ import { ScalarType, type DescField, type DescMethod, type Message } from "@bufb
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AttemptInfo, CallPolicy } from "../client/index.js";
+import { NEVER_ABORTED } from "../grpc/index.js";
 import { currentSignal, methodTimeoutMs, remainingMs } from "../deadline/index.js";
 import { DEFAULT_BACKOFF, retryBackoffMs, type BackoffOptions } from "./backoff.js";
 import { breakerOutcome, CircuitBreaker, type BreakerState, type CircuitBreakerOptions } from "./circuit-breaker.js";
@@ -168,7 +169,8 @@ export function createCallPolicy(opts: CallPolicyOptions): ServiceCallPolicy {
 
     signal(_method, signal) {
       const inbound = currentSignal();
-      return inbound ? AbortSignal.any([signal, inbound]) : signal;
+      if (!inbound) return signal;
+      return signal === NEVER_ABORTED ? inbound : AbortSignal.any([signal, inbound]);
     },
 
     begin() {
