@@ -93,9 +93,13 @@ export class Balancer {
 
   /** Marks the start of an attempt on `key`; returns the start time for {@link finish}. */
   start(key: string): number {
+    const now = Date.now();
     const s = this.stats.get(key);
-    if (s) s.outstanding++;
-    return Date.now();
+    if (s) {
+      s.outstanding++;
+      s.pendingStartSum += now;
+    }
+    return now;
   }
 
   /** Records the end of an attempt started with {@link start}. */
@@ -103,7 +107,10 @@ export class Balancer {
     const s = this.stats.get(key);
     if (!s) return;
     const now = Date.now();
-    s.outstanding = Math.max(0, s.outstanding - 1);
+    if (s.outstanding > 0) {
+      s.outstanding--;
+      s.pendingStartSum = s.outstanding === 0 ? 0 : s.pendingStartSum - startedAt;
+    }
     if (outcome === "neutral") {
       // An inconclusive probe (e.g. cancelled by the caller) lets the next call probe instead.
       s.probing = false;

@@ -9,6 +9,8 @@ export class EndpointStats {
   private lastUpdate: number;
   /** Requests sent and not yet answered. */
   outstanding = 0;
+  /** Sum of the start times of the outstanding requests, for their average age. */
+  pendingStartSum = 0;
   consecutiveFailures = 0;
   /** How often this endpoint was ejected; the ejection time grows with it. */
   timesEjected = 0;
@@ -30,7 +32,10 @@ export class EndpointStats {
   cost(now = Date.now()): number {
     // Decay toward zero while idle so that a once-slow endpoint gets another look (Linkerd does the same).
     const w = Math.exp(-(now - this.lastUpdate) / this.decayMs);
-    return this.ewmaMs * w * (this.outstanding + 1);
+    // Requests still pending are at least as slow as their age: a newly slow endpoint is penalised
+    // while its first slow answers are outstanding, not only after they arrive.
+    const pendingAge = this.outstanding > 0 ? now - this.pendingStartSum / this.outstanding : 0;
+    return Math.max(this.ewmaMs * w, pendingAge) * (this.outstanding + 1);
   }
 
   /** Records one observed latency: peaks are taken at once, improvements decay in. */

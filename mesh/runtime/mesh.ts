@@ -5,15 +5,26 @@ import { ChannelPool, createMeshTransport, type CallPolicy, type EndpointSource,
 import type { BalancerOptions } from "../balancer/index.js";
 import { Discovery, type ServiceWatcher } from "../discovery/index.js";
 import { createEtcdClient } from "../etcd/client.js";
+import { createCallPolicy, type ServiceCallPolicy } from "../policy/index.js";
+import { instrumentPolicy, observeClient, recordEjection, tracingInterceptor } from "../telemetry/index.js";
 
 /** Options for {@link Mesh}. */
 export interface MeshOptions {
   etcdEndpoints: string[];
-  /** The call policy for an upstream service (retries, breaker, deadlines); none when absent. */
+  /**
+   * The call policy for an upstream service. Default: mesh/policy's `createCallPolicy` (A6 retries
+   * with throttling and a budget, a circuit breaker, deadline propagation), instrumented for traces
+   * and metrics. Return undefined for a plain single-attempt transport.
+   */
   policyFor?: (serviceName: string) => CallPolicy | undefined;
-  /** Connect interceptors on every outgoing call (telemetry). */
+  /** Connect interceptors on every outgoing call; default: tracing and RED metrics. */
   interceptors?: Interceptor[];
   balancer?: BalancerOptions;
+}
+
+/** The standard policy of a Meshwork client: resilience from mesh/policy, observed by telemetry. */
+export function defaultPolicy(serviceName: string): CallPolicy {
+  return instrumentPolicy(createCallPolicy({ service: serviceName }), serviceName);
 }
 
 /** The logical service name of a generated service: the first package segment ("catalog" for catalog.v1.CatalogService). */
@@ -45,6 +56,7 @@ export class Mesh {
   private readonly channels = new ChannelPool();
   private readonly transports = new Map<string, MeshTransport>();
   private readonly sources = new Map<string, EndpointSource>();
+  private readonly unobserve: Array<() => void> = [];
 
   constructor(private readonly opts: MeshOptions) {
     this.etcd = createEtcdClient(opts.etcdEndpoints);
@@ -59,14 +71,17 @@ export class Mesh {
       this.sources.set(serviceName, endpoints);
       // Channels are shared across services; close the ones no service lists any more.
       endpoints.subscribe(() => this.pruneChannels());
+      const policy = (this.opts.policyFor ?? defaultPolicy)(serviceName);
       t = createMeshTransport({
         endpoints,
         serviceName,
         channels: this.channels,
-        policy: this.opts.policyFor?.(serviceName),
-        interceptors: this.opts.interceptors,
-        balancer: this.opts.balancer,
+        policy,
+        interceptors: this.opts.interceptors ?? [tracingInterceptor()],
+        balancer: { onEjection: recordEjection, ...this.opts.balancer },
       });
+      const breaker = (policy as Partial<ServiceCallPolicy> | undefined)?.breaker;
+      this.unobserve.push(observeClient(serviceName, { balancer: t.balancer, breakerState: breaker ? () => breaker.state : undefined }));
       this.transports.set(serviceName, t);
     }
     return t;
@@ -85,6 +100,7 @@ export class Mesh {
 
   /** Closes transports, channels, watchers and the etcd client. */
   async close(): Promise<void> {
+    for (const undo of this.unobserve.splice(0)) undo();
     for (const t of this.transports.values()) t.close();
     this.transports.clear();
     this.channels.close();

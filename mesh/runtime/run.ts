@@ -1,5 +1,6 @@
 import { runUntilSignal, type MeshServer } from "../server/index.js";
 import { Registration } from "../registry/index.js";
+import { currentTelemetry, observeRegistration, startMetricsServer, startTelemetry } from "../telemetry/index.js";
 import type { RuntimeConfig } from "./config.js";
 import type { Mesh } from "./mesh.js";
 
@@ -34,6 +35,10 @@ export interface RunningService {
 export async function runService(opts: RunServiceOptions): Promise<RunningService> {
   const { config, mesh, server } = opts;
   const log = opts.log ?? ((m: string) => process.stderr.write(`[${config.instanceId}] ${m}\n`));
+  // Telemetry may have been started first thing in main.ts; otherwise start it here so every
+  // service serves /metrics and /spans and publishes where in its registry entry.
+  const telemetry = currentTelemetry() ?? startTelemetry({ serviceName: config.serviceName, instanceId: config.instanceId, version: config.version });
+  const metrics = await startMetricsServer({ telemetry, host: config.host });
   const port = await server.listen(config.port, config.host);
   const registration = new Registration(
     mesh.etcd,
@@ -46,11 +51,12 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
       version: config.version,
       zone: config.zone,
       startedAt: new Date().toISOString(),
-      metadata: { pid: String(process.pid), ...opts.metadata },
+      metadata: { pid: String(process.pid), metrics: `${config.advertiseHost}:${metrics.port}`, ...opts.metadata },
     },
     { ttlSeconds: config.registryTtlSeconds },
   );
   registration.on("lost", (e) => log(`registration lost (${e.message}); registering again`));
+  const unobserve = observeRegistration(registration);
   await registration.whenRegistered();
   server.markReady();
   log(`serving ${config.serviceName} on ${config.advertiseHost}:${port}`);
@@ -69,6 +75,9 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   const afterDrain = async () => {
     await opts.onShutdown?.();
     await mesh.close();
+    unobserve();
+    await metrics.close();
+    await telemetry.shutdown();
   };
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= server.drain(hooks).then(afterDrain));

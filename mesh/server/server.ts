@@ -1,8 +1,11 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { Server, ServerCredentials, type ChannelOptions } from "@grpc/grpc-js";
 import { setMaxListeners } from "node:events";
+import { deadlineMiddleware, serverTimeouts } from "../deadline/index.js";
 import { grpcImplementation, grpcServiceDefinition, type AdapterOptions, type ServerMiddleware } from "../grpc/index.js";
+import { createConcurrencyLimit, type ConcurrencyLimitOptions } from "../policy/index.js";
+import { tracingMiddleware } from "../telemetry/index.js";
 import { Health, HealthState, healthService, ServingStatus } from "./health.js";
 import { addReflectionServices, REFLECTION_SERVICES, ReflectionIndex } from "./reflection.js";
 
@@ -97,10 +100,15 @@ export interface MeshServerOptions {
   serviceName: string;
   /** The services this server implements; each becomes known to health and reflection. */
   services: ServiceEntry[];
-  /** Wraps every call to `services` (outermost first); not applied to health and reflection. */
+  /**
+   * Extra middleware around every call to `services`, inside the standard stack (tracing and RED
+   * metrics → deadline propagation → concurrency limit); not applied to health and reflection.
+   */
   middleware?: ServerMiddleware[];
-  /** The deadline a call gets from the one the client asked for (see AdapterOptions). */
+  /** The deadline a call gets from the one the client asked for; default: capped at and defaulted to the contract's timeout. */
   timeoutFor?: AdapterOptions["timeoutFor"];
+  /** Settings of the per-server concurrency limit on unary calls (load shedding); `false` turns it off. */
+  concurrency?: ConcurrencyLimitOptions | false;
   /** Merged over {@link SERVER_CHANNEL_OPTIONS}. */
   grpcOptions?: ChannelOptions;
   /**
@@ -166,17 +174,26 @@ export function createMeshServer(opts: MeshServerOptions): MeshServer {
   const hookTimeoutMs = opts.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS;
   const step = (s: DrainStep, error?: unknown) => opts.onDrainStep?.(s, error);
 
+  // Aborted when the server stops accepting calls: ends the streams that never end by themselves.
+  const stopping = new AbortController();
+  const limit = opts.concurrency === false ? undefined : createConcurrencyLimit(opts.concurrency);
+  const middleware: ServerMiddleware[] = [
+    tracingMiddleware(),
+    // Shed before any work is done; streams live for minutes, so only unary calls count.
+    ...(limit ? [(ctx: HandlerContext, next: () => Promise<void>) => (ctx.method.methodKind === "unary" ? limit.middleware(ctx, next) : next())] : []),
+    deadlineMiddleware(),
+    ...(opts.middleware ?? []),
+  ];
+  const timeoutFor = opts.timeoutFor ?? serverTimeouts();
   for (const { desc, impl } of opts.services) {
     grpcServer.addService(
       grpcServiceDefinition(desc),
-      grpcImplementation(desc, impl, { middleware: opts.middleware, timeoutFor: opts.timeoutFor, shutdownSignal: shutdown.signal }),
+      grpcImplementation(desc, impl, { middleware, timeoutFor, shutdownSignal: shutdown.signal, drainSignal: stopping.signal }),
     );
   }
   // Probes and tooling bypass the middleware (auth, logging): a kubelet has no token, and a probe
   // every few seconds would drown the call logs.
   grpcServer.addService(grpcServiceDefinition(Health), grpcImplementation(Health, healthService(health), { shutdownSignal: shutdown.signal }));
-  // Aborted when the server stops accepting calls: ends the streams that never end by themselves.
-  const stopping = new AbortController();
   addReflectionServices(grpcServer, new ReflectionIndex([...opts.services.map((s) => s.desc), Health, ...REFLECTION_SERVICES]), stopping.signal);
 
   let port = 0;

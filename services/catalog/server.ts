@@ -1,6 +1,5 @@
 import { CatalogService } from "../../gen/catalog/v1/catalog_pb.js";
 import type { Database } from "../../mesh/db/index.js";
-import { deadlineMiddleware, serverTimeouts } from "../../mesh/deadline/index.js";
 import { createMeshServer, service, type MeshServer } from "../../mesh/server/index.js";
 import { SqlCatalogRepository } from "./data/catalog-repository.js";
 import { Catalog } from "./domain/catalog.js";
@@ -17,7 +16,5 @@ export function build(deps: CatalogDeps): MeshServer {
   return createMeshServer({
     serviceName: "catalog",
     services: [service(CatalogService, routes(catalog))],
-    middleware: [deadlineMiddleware()],
-    timeoutFor: serverTimeouts(),
   });
 }

@@ -1,5 +1,4 @@
 import { InventoryService } from "../../gen/inventory/v1/inventory_pb.js";
-import { deadlineMiddleware, serverTimeouts } from "../../mesh/deadline/index.js";
 import { createMeshServer, service, type MeshServer } from "../../mesh/server/index.js";
 import type { Inventory } from "./domain/inventory.js";
 import { routes } from "./routes.js";
@@ -18,8 +17,6 @@ export function build(deps: InventoryDeps): MeshServer {
   return createMeshServer({
     serviceName: "inventory",
     services: [service(InventoryService, routes(deps.inventory))],
-    middleware: [deadlineMiddleware()],
-    timeoutFor: serverTimeouts(),
     onDrainStep: (step) => {
       if (step === "stop-accepting") deps.inventory.closeWatches();
     },

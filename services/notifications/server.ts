@@ -1,6 +1,5 @@
 import { NotificationService } from "../../gen/notifications/v1/notifications_pb.js";
 import type { Database } from "../../mesh/db/index.js";
-import { deadlineMiddleware, serverTimeouts } from "../../mesh/deadline/index.js";
 import { createMeshServer, service, type MeshServer } from "../../mesh/server/index.js";
 import { SqlNotificationRepository } from "./data/notification-repository.js";
 import { NotificationFeed } from "./domain/feed.js";
@@ -19,7 +18,5 @@ export function build(deps: NotificationsDeps): MeshServer {
   return createMeshServer({
     serviceName: "notifications",
     services: [service(NotificationService, routes(notifications))],
-    middleware: [deadlineMiddleware()],
-    timeoutFor: serverTimeouts(),
   });
 }

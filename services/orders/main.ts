@@ -5,7 +5,6 @@ import { InventoryService } from "../../gen/inventory/v1/inventory_pb.js";
 import { PaymentService } from "../../gen/payments/v1/payments_pb.js";
 import { openDatabase } from "../../mesh/db/index.js";
 import { ensureStreams, OutboxRelay, SHOP_STREAMS, type EventConsumer } from "../../mesh/events/index.js";
-import { createCallPolicy } from "../../mesh/policy/index.js";
 import { Mesh, runService } from "../../mesh/runtime/index.js";
 import { loadConfig } from "./config.js";
 import { migrateOrders } from "./data/migrations.js";
@@ -17,7 +16,7 @@ async function main(): Promise<void> {
   const log = pino({ name: "orders" });
   const database = await openDatabase(config.runtime.databaseUrl);
   await migrateOrders(database);
-  const mesh = new Mesh({ etcdEndpoints: config.runtime.etcdEndpoints, policyFor: (service) => createCallPolicy({ service }) });
+  const mesh = new Mesh({ etcdEndpoints: config.runtime.etcdEndpoints });
   // Without NATS_URL events wait in the outbox until a broker is configured.
   // Reconnect for ever, 250 ms apart: the relay and consumer ride out a broker restart.
   const nats: NatsConnection | undefined = config.runtime.natsUrl

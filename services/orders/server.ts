@@ -1,6 +1,5 @@
 import { OrderService } from "../../gen/orders/v1/orders_pb.js";
 import type { Database } from "../../mesh/db/index.js";
-import { deadlineMiddleware, serverTimeouts } from "../../mesh/deadline/index.js";
 import { createMeshServer, service, type MeshServer } from "../../mesh/server/index.js";
 import { checkoutPorts, type CheckoutClients } from "./clients.js";
 import { SqlOrderRepository } from "./data/order-repository.js";
@@ -41,7 +40,5 @@ export function build(orders: Orders): MeshServer {
   return createMeshServer({
     serviceName: "orders",
     services: [service(OrderService, routes(orders.service))],
-    middleware: [deadlineMiddleware()],
-    timeoutFor: serverTimeouts(),
   });
 }

@@ -1,5 +1,4 @@
 import { PaymentService } from "../../gen/payments/v1/payments_pb.js";
-import { deadlineMiddleware, serverTimeouts } from "../../mesh/deadline/index.js";
 import { createMeshServer, service, type MeshServer } from "../../mesh/server/index.js";
 import type { Payments } from "./domain/payments.js";
 import { routes } from "./routes.js";
@@ -14,7 +13,5 @@ export function build(deps: PaymentsDeps): MeshServer {
   return createMeshServer({
     serviceName: "payments",
     services: [service(PaymentService, routes(deps.payments))],
-    middleware: [deadlineMiddleware()],
-    timeoutFor: serverTimeouts(),
   });
 }
