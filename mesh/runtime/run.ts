@@ -62,6 +62,7 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   log(`serving ${config.serviceName} on ${config.advertiseHost}:${port}`);
 
   const hooks = {
+    graceMs: config.drainGraceMs,
     deregister: async () => {
       try {
         await registration.deregister();

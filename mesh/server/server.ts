@@ -132,6 +132,8 @@ export interface DrainHooks {
   deregister?: () => Promise<void>;
   /** Resolves once clients have stopped picking this instance; default: a fixed delay. */
   waitForConvergence?: () => Promise<void>;
+  /** Overrides the server's drain grace for this drain (e.g. from MESHWORK_DRAIN_GRACE_MS). */
+  graceMs?: number;
 }
 
 /** A gRPC server with health, reflection and a graceful drain; see {@link createMeshServer}. */
@@ -248,7 +250,7 @@ export function createMeshServer(opts: MeshServerOptions): MeshServer {
     stopping.abort();
     const stopped = new Promise<"stopped">((resolve) => grpcServer.tryShutdown(() => resolve("stopped")));
     const wasForced = forcedPromise.then(() => "forced" as const);
-    if ((await within(drainGraceMs, [stopped, wasForced])) === "timeout") {
+    if ((await within(hooks.graceMs ?? drainGraceMs, [stopped, wasForced])) === "timeout") {
       step("force-shutdown");
       // Answer the remaining calls Unavailable, and let the answers go out before destroying.
       abortCalls();
