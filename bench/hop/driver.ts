@@ -1,5 +1,5 @@
 /**
- * Load driver for one round: `driver.ts <plain|mesh> <target> <concurrency> <durationMs>` keeps
+ * Load driver for one round: `driver.ts <plain|mesh|connect> <target> <concurrency> <durationMs>` keeps
  * `concurrency` calls in flight for the duration and prints one JSON line with the count of calls
  * by status and latency percentiles. Runs in its own process (pinned to its own core by the
  * orchestrator) so it does not starve the server.
@@ -7,6 +7,7 @@
 import { loadPackageDefinition, credentials, type GrpcObject, type ServiceClientConstructor, type Client } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { join } from "node:path";
 import { CatalogService } from "../../gen/catalog/v1/catalog_pb.js";
 import { Mesh } from "../../mesh/runtime/index.js";
@@ -26,6 +27,11 @@ async function makeCall(): Promise<{ call: () => Promise<void>; close: () => Pro
       call: () => new Promise<void>((res, rej) => client.getProduct({ id: "p1" }, (e) => (e ? rej(e) : res()))),
       close: async () => client.close(),
     };
+  }
+  if (kind === "connect") {
+    // connect-node's gRPC client over h2c, no Meshwork policies: the naive stack's client side.
+    const client = createClient(CatalogService, createGrpcTransport({ baseUrl: `http://${target}` }));
+    return { call: async () => void (await client.getProduct({ id: "p1" })), close: async () => undefined };
   }
   const { policy } = await import("./policy-choice.js");
   const mesh = new Mesh({ etcdEndpoints: [target], policyFor: policy });

@@ -23,10 +23,23 @@ export interface MethodTimeoutOptions {
 export function methodTimeoutMs(method: DescMethod, opts: MethodTimeoutOptions = {}): number | undefined {
   const override = opts.methods?.[method.name];
   if (override !== undefined) return override > 0 ? override : undefined;
-  const t = getOption(method, methodSettings).timeout;
-  if (t === undefined) return opts.defaultMs ?? DEFAULT_METHOD_TIMEOUT_MS;
-  const ms = Number(t.seconds) * 1000 + t.nanos / 1e6;
-  return ms > 0 ? ms : undefined;
+  const t = contractTimeoutMs(method);
+  if (t === null) return opts.defaultMs ?? DEFAULT_METHOD_TIMEOUT_MS;
+  return t > 0 ? t : undefined;
+}
+
+// Decoding an option from the descriptor costs microseconds; every call asks, so decode once.
+const contractTimeouts = new WeakMap<DescMethod, number | null>();
+
+/** The contract's timeout of `method` in ms (0 = no limit), or null when the contract sets none. */
+function contractTimeoutMs(method: DescMethod): number | null {
+  let ms = contractTimeouts.get(method);
+  if (ms === undefined) {
+    const t = getOption(method, methodSettings).timeout;
+    ms = t === undefined ? null : Number(t.seconds) * 1000 + t.nanos / 1e6;
+    contractTimeouts.set(method, ms);
+  }
+  return ms;
 }
 
 /**
