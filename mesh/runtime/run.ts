@@ -57,9 +57,6 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   );
   registration.on("lost", (e) => log(`registration lost (${e.message}); registering again`));
   const unobserve = observeRegistration(registration);
-  await registration.whenRegistered();
-  server.markReady();
-  log(`serving ${config.serviceName} on ${config.advertiseHost}:${port}`);
 
   const hooks = {
     graceMs: config.drainGraceMs,
@@ -81,9 +78,27 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
     await telemetry.shutdown();
   };
   let stopping: Promise<void> | undefined;
+  let signalled = false;
   const stop = () => (stopping ??= server.drain(hooks).then(afterDrain));
+  // Installed before waiting for the registration: a SIGTERM during startup must drain, not kill.
   if (opts.handleSignals !== false) {
-    runUntilSignal(server, { hooks, afterDrain, onSignal: (sig) => log(`${sig}: draining`) });
+    runUntilSignal(server, {
+      hooks,
+      afterDrain,
+      onSignal: (sig) => {
+        signalled = true;
+        log(`${sig}: draining`);
+      },
+    });
   }
+  try {
+    await registration.whenRegistered();
+  } catch (e) {
+    // Closed by a drain that started before the first registration: the signal handler exits.
+    if (signalled || stopping) return { port, registration, stop };
+    throw e;
+  }
+  server.markReady();
+  log(`serving ${config.serviceName} on ${config.advertiseHost}:${port}`);
   return { port, registration, stop };
 }
