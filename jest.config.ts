@@ -3,7 +3,7 @@ import type { Config } from "jest";
 
 const config: Config = {
   testEnvironment: "node",
-  roots: ["<rootDir>/mesh", "<rootDir>/services", "<rootDir>/gateway", "<rootDir>/console", "<rootDir>/deploy", "<rootDir>/gen", "<rootDir>/tests"],
+  roots: ["<rootDir>/mesh", "<rootDir>/services", "<rootDir>/gateway", "<rootDir>/console", "<rootDir>/deploy", "<rootDir>/scripts", "<rootDir>/gen", "<rootDir>/tests"],
   testMatch: ["**/*.test.ts"],
   // Generated code imports "./x_pb.js"; map it back to the .ts source.
   moduleNameMapper: { "^(\\.{1,2}/.*)\\.js$": "$1" },
