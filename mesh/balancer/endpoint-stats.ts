@@ -1,3 +1,6 @@
+// An observation weighs at least 5 %: 20 fast answers cut a spike by ~64 %, 60 by ~95 %.
+const MAX_WEIGHT_OF_PAST = 0.95;
+
 /**
  * Per-endpoint load and health as the client sees it: peak-EWMA latency and requests in flight
  * (Linkerd's load metric), plus the consecutive-failure state that drives outlier ejection
@@ -43,7 +46,10 @@ export class EndpointStats {
     if (rttMs > this.ewmaMs) {
       this.ewmaMs = rttMs;
     } else {
-      const w = Math.exp(-(now - this.lastUpdate) / this.decayMs);
+      // Time-based decay as in Linkerd, but every observation moves the average at least 5 %:
+      // under heavy traffic one stalled call (a GC pause, a busy host) is forgotten after some
+      // tens of fast answers instead of skewing the choice for the whole decay window.
+      const w = Math.min(Math.exp(-(now - this.lastUpdate) / this.decayMs), MAX_WEIGHT_OF_PAST);
       this.ewmaMs = this.ewmaMs * w + rttMs * (1 - w);
     }
     this.lastUpdate = now;

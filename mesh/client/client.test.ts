@@ -90,22 +90,27 @@ describe("mesh client over grpc-js", () => {
     const good2 = await catalogReplica("g2");
     const ejections: Array<[string, boolean]> = [];
     const t = transportFor([bad.address, good1.address, good2.address], {
-      balancer: { baseEjectionMs: 1_000, consecutiveFailures: 5, onEjection: (k, e) => ejections.push([k, e]) },
+      balancer: { baseEjectionMs: 2_000, consecutiveFailures: 5, onEjection: (k, e) => ejections.push([k, e]) },
     });
     const client = createClient(CatalogService, t);
     let failures = 0;
-    for (let i = 0; i < 100; i++) {
+    // Call until the balancer ejects it (how soon P2C tries it again depends on its latency score).
+    for (let i = 0; t.balancer.ejected().length === 0; i++) {
       try {
         await client.getProduct({ id: "p" });
       } catch (e) {
         expect(ConnectError.from(e).code).toBe(Code.Unavailable);
         failures++;
       }
+      if (i > 20_000) throw new Error("never ejected");
     }
     // Five consecutive failures eject it; after that no call reaches it while ejected.
     expect(failures).toBe(5);
     expect(ejections).toEqual([[bad.address, true]]);
     expect(t.balancer.ejected()).toEqual([bad.address]);
+    const callsAtEjection = bad.calls;
+    for (let i = 0; i < 50; i++) await client.getProduct({ id: "p" });
+    expect(bad.calls).toBe(callsAtEjection);
 
     broken = false;
     const callsBefore = bad.calls;

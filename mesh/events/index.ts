@@ -31,3 +31,4 @@ export { listDlq, redriveDlq, deadLetter, type DlqEntry } from "./dlq.js";
 export { subjectFor, domainOf } from "./subjects.js";
 export { Headers } from "./headers.js";
 export { backoffDelay, type BackoffOptions } from "./backoff.js";
+export { startEventRelay, type EventRelay } from "./service-relay.js";

@@ -1,4 +1,6 @@
+import type { DescEnum } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorDetailSchema } from "../../gen/meshwork/v1/errors_pb.js";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { Metadata, status as GrpcStatus, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
@@ -28,4 +30,15 @@ export function fromGrpcError(err: unknown): ConnectError {
   const found = findTrailerError(trailer);
   if (found) return found;
   return new ConnectError(se.details ?? "", se.code as number as Code, trailer);
+}
+
+/**
+ * A ConnectError carrying a `meshwork.v1.ErrorDetail` whose reason is the value name of a domain's
+ * `ErrorReason` enum (e.g. "ERROR_REASON_OUT_OF_STOCK") and whose domain is the enum's package
+ * ("inventory.v1"), so clients can switch on the reason instead of parsing the message.
+ */
+export function errorWithReason(message: string, code: Code, reasonEnum: DescEnum, reason: number, metadata: Record<string, string> = {}): ConnectError {
+  const domain = reasonEnum.typeName.slice(0, reasonEnum.typeName.lastIndexOf("."));
+  const name = reasonEnum.value[reason]?.name ?? String(reason);
+  return new ConnectError(message, code, undefined, [{ desc: ErrorDetailSchema, value: { reason: name, domain, metadata } }]);
 }

@@ -5,5 +5,5 @@
 export { grpcServiceDefinition, methodPath } from "./definition.js";
 export { grpcImplementation, type AdapterOptions, type ServerMiddleware } from "./server-adapter.js";
 export { unaryCall, serverStreamCall, AttemptError, NEVER_ABORTED, type CallOptions, type UnaryResult, type StreamResult } from "./client-call.js";
-export { toGrpcStatus, fromGrpcError } from "./errors.js";
+export { toGrpcStatus, fromGrpcError, errorWithReason } from "./errors.js";
 export { headersToMetadata, metadataToHeaders } from "./metadata.js";

@@ -1,7 +1,7 @@
+import { errorWithReason } from "../../mesh/grpc/index.js";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { CatalogService, ErrorReason, ErrorReasonSchema, ProductSchema, type Product as ProductMessage } from "../../gen/catalog/v1/catalog_pb.js";
-import { ErrorDetailSchema } from "../../gen/meshwork/v1/errors_pb.js";
 import type { Catalog, Product } from "./domain/catalog.js";
 import { DomainError, InvalidPageTokenError, InvalidQueryError, ProductNotFoundError, ValidationError } from "./domain/errors.js";
 
@@ -52,15 +52,10 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
 /** Maps a domain error to its code and catalog.v1 reason; anything else passes through (Internal). */
 export function toConnectError(err: unknown): unknown {
   if (!(err instanceof DomainError)) return err;
-  if (err instanceof ProductNotFoundError) return withReason(err, Code.NotFound, ErrorReason.PRODUCT_NOT_FOUND);
-  if (err instanceof InvalidPageTokenError) return withReason(err, Code.InvalidArgument, ErrorReason.INVALID_PAGE_TOKEN);
-  if (err instanceof InvalidQueryError) return withReason(err, Code.InvalidArgument, ErrorReason.INVALID_QUERY);
+  if (err instanceof ProductNotFoundError) return errorWithReason(err.message, Code.NotFound, ErrorReasonSchema, ErrorReason.PRODUCT_NOT_FOUND, err.metadata);
+  if (err instanceof InvalidPageTokenError) return errorWithReason(err.message, Code.InvalidArgument, ErrorReasonSchema, ErrorReason.INVALID_PAGE_TOKEN, err.metadata);
+  if (err instanceof InvalidQueryError) return errorWithReason(err.message, Code.InvalidArgument, ErrorReasonSchema, ErrorReason.INVALID_QUERY, err.metadata);
   if (err instanceof ValidationError) return new ConnectError(err.message, Code.InvalidArgument);
   return new ConnectError(err.message, Code.Internal);
 }
 
-function withReason(err: DomainError, code: Code, reason: ErrorReason): ConnectError {
-  return new ConnectError(err.message, code, undefined, [
-    { desc: ErrorDetailSchema, value: { reason: ErrorReasonSchema.value[reason].name, domain: "catalog.v1", metadata: err.metadata } },
-  ]);
-}

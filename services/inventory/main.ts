@@ -1,12 +1,12 @@
 import pino from "pino";
 import { openDatabase } from "../../mesh/db/index.js";
 import { Mesh, runService } from "../../mesh/runtime/index.js";
+import { startEventRelay } from "../../mesh/events/index.js";
 import { loadConfig } from "./config.js";
 import { SqlInventoryRepository } from "./data/inventory-repository.js";
 import { migrateInventory } from "./data/migrations.js";
 import { Inventory } from "./domain/inventory.js";
 import { ExpirySweeper } from "./domain/sweeper.js";
-import { startEventRelay } from "./events.js";
 import { build } from "./server.js";
 
 async function main(): Promise<void> {

@@ -1,3 +1,4 @@
+import { errorWithReason } from "../../mesh/grpc/index.js";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, type Duration } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
@@ -11,7 +12,6 @@ import {
   type Reservation as ReservationMessage,
   type Stock as StockMessage,
 } from "../../gen/inventory/v1/inventory_pb.js";
-import { ErrorDetailSchema } from "../../gen/meshwork/v1/errors_pb.js";
 import {
   DomainError,
   InsufficientStockError,
@@ -98,20 +98,15 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
 export function toConnectError(err: unknown): unknown {
   if (!(err instanceof DomainError)) return err;
   if (err instanceof ValidationError) {
-    return err.invalidItems ? withReason(err, Code.InvalidArgument, ErrorReason.INVALID_ITEMS) : new ConnectError(err.message, Code.InvalidArgument);
+    return err.invalidItems ? errorWithReason(err.message, Code.InvalidArgument, ErrorReasonSchema, ErrorReason.INVALID_ITEMS, err.metadata) : new ConnectError(err.message, Code.InvalidArgument);
   }
-  if (err instanceof ProductNotFoundError) return withReason(err, Code.NotFound, ErrorReason.PRODUCT_NOT_FOUND);
-  if (err instanceof InsufficientStockError) return withReason(err, Code.FailedPrecondition, ErrorReason.INSUFFICIENT_STOCK);
-  if (err instanceof ReservationNotFoundError) return withReason(err, Code.NotFound, ErrorReason.RESERVATION_NOT_FOUND);
-  if (err instanceof ReservationExpiredError) return withReason(err, Code.FailedPrecondition, ErrorReason.RESERVATION_EXPIRED);
-  if (err instanceof ReservationReleasedError) return withReason(err, Code.FailedPrecondition, ErrorReason.RESERVATION_RELEASED);
-  if (err instanceof ReservationConflictError) return withReason(err, Code.AlreadyExists, ErrorReason.RESERVATION_CONFLICT);
+  if (err instanceof ProductNotFoundError) return errorWithReason(err.message, Code.NotFound, ErrorReasonSchema, ErrorReason.PRODUCT_NOT_FOUND, err.metadata);
+  if (err instanceof InsufficientStockError) return errorWithReason(err.message, Code.FailedPrecondition, ErrorReasonSchema, ErrorReason.INSUFFICIENT_STOCK, err.metadata);
+  if (err instanceof ReservationNotFoundError) return errorWithReason(err.message, Code.NotFound, ErrorReasonSchema, ErrorReason.RESERVATION_NOT_FOUND, err.metadata);
+  if (err instanceof ReservationExpiredError) return errorWithReason(err.message, Code.FailedPrecondition, ErrorReasonSchema, ErrorReason.RESERVATION_EXPIRED, err.metadata);
+  if (err instanceof ReservationReleasedError) return errorWithReason(err.message, Code.FailedPrecondition, ErrorReasonSchema, ErrorReason.RESERVATION_RELEASED, err.metadata);
+  if (err instanceof ReservationConflictError) return errorWithReason(err.message, Code.AlreadyExists, ErrorReasonSchema, ErrorReason.RESERVATION_CONFLICT, err.metadata);
   if (err instanceof WatchClosedError) return new ConnectError(err.message, Code.Unavailable);
   return new ConnectError(err.message, Code.Internal);
 }
 
-function withReason(err: DomainError, code: Code, reason: ErrorReason): ConnectError {
-  return new ConnectError(err.message, code, undefined, [
-    { desc: ErrorDetailSchema, value: { reason: ErrorReasonSchema.value[reason].name, domain: "inventory.v1", metadata: err.metadata } },
-  ]);
-}

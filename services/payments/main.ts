@@ -1,12 +1,12 @@
 import pino from "pino";
 import { openDatabase } from "../../mesh/db/index.js";
 import { Mesh, runService } from "../../mesh/runtime/index.js";
+import { startEventRelay } from "../../mesh/events/index.js";
 import { loadConfig } from "./config.js";
 import { migratePayments } from "./data/migrations.js";
 import { SqlPaymentRepository } from "./data/payment-repository.js";
 import { Payments } from "./domain/payments.js";
 import { SimulatedProcessor } from "./domain/processor.js";
-import { startEventRelay } from "./events.js";
 import { build } from "./server.js";
 
 async function main(): Promise<void> {

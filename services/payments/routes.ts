@@ -1,8 +1,8 @@
+import { errorWithReason } from "../../mesh/grpc/index.js";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Money as MoneyMessage } from "../../gen/common/v1/money_pb.js";
-import { ErrorDetailSchema } from "../../gen/meshwork/v1/errors_pb.js";
 import {
   DeclineReason as DeclineReasonEnum,
   ErrorReason,
@@ -110,17 +110,12 @@ const VALIDATION_REASONS = { amount: ErrorReason.INVALID_AMOUNT, card: ErrorReas
 export function toConnectError(err: unknown): unknown {
   if (!(err instanceof DomainError)) return err;
   if (err instanceof ValidationError) {
-    return err.kind ? withReason(err, Code.InvalidArgument, VALIDATION_REASONS[err.kind]) : new ConnectError(err.message, Code.InvalidArgument);
+    return err.kind ? errorWithReason(err.message, Code.InvalidArgument, ErrorReasonSchema, VALIDATION_REASONS[err.kind], err.metadata) : new ConnectError(err.message, Code.InvalidArgument);
   }
-  if (err instanceof PaymentNotFoundError) return withReason(err, Code.NotFound, ErrorReason.PAYMENT_NOT_FOUND);
-  if (err instanceof InvalidPaymentStateError) return withReason(err, Code.FailedPrecondition, ErrorReason.INVALID_PAYMENT_STATE);
-  if (err instanceof RefundExceedsCapturedError) return withReason(err, Code.FailedPrecondition, ErrorReason.REFUND_EXCEEDS_CAPTURED);
-  if (err instanceof IdempotencyKeyReusedError) return withReason(err, Code.AlreadyExists, ErrorReason.IDEMPOTENCY_KEY_REUSED);
+  if (err instanceof PaymentNotFoundError) return errorWithReason(err.message, Code.NotFound, ErrorReasonSchema, ErrorReason.PAYMENT_NOT_FOUND, err.metadata);
+  if (err instanceof InvalidPaymentStateError) return errorWithReason(err.message, Code.FailedPrecondition, ErrorReasonSchema, ErrorReason.INVALID_PAYMENT_STATE, err.metadata);
+  if (err instanceof RefundExceedsCapturedError) return errorWithReason(err.message, Code.FailedPrecondition, ErrorReasonSchema, ErrorReason.REFUND_EXCEEDS_CAPTURED, err.metadata);
+  if (err instanceof IdempotencyKeyReusedError) return errorWithReason(err.message, Code.AlreadyExists, ErrorReasonSchema, ErrorReason.IDEMPOTENCY_KEY_REUSED, err.metadata);
   return new ConnectError(err.message, Code.Internal);
 }
 
-function withReason(err: DomainError, code: Code, reason: ErrorReason): ConnectError {
-  return new ConnectError(err.message, code, undefined, [
-    { desc: ErrorDetailSchema, value: { reason: ErrorReasonSchema.value[reason].name, domain: "payments.v1", metadata: err.metadata } },
-  ]);
-}

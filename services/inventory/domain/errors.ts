@@ -1,13 +1,5 @@
-/** Base of every inventory domain error; routes map each subclass to a gRPC code and reason. */
-export abstract class DomainError extends Error {
-  /** Facts for the error detail (lower_snake_case keys, no secrets). */
-  readonly metadata: Record<string, string>;
-  constructor(message: string, metadata: Record<string, string> = {}) {
-    super(message);
-    this.name = new.target.name;
-    this.metadata = metadata;
-  }
-}
+import { DomainError } from "../../../mesh/domain/index.js";
+export { DomainError };
 
 /** A request field is missing or out of range. `invalidItems` marks problems with the item list. */
 export class ValidationError extends DomainError {

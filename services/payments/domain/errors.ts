@@ -1,15 +1,7 @@
+import { DomainError } from "../../../mesh/domain/index.js";
 import type { PaymentStatus } from "./model.js";
 
-/** Base of every payments domain error; routes map each subclass to a gRPC code and reason. */
-export abstract class DomainError extends Error {
-  /** Facts for the error detail (lower_snake_case keys, never card data). */
-  readonly metadata: Record<string, string>;
-  constructor(message: string, metadata: Record<string, string> = {}) {
-    super(message);
-    this.name = new.target.name;
-    this.metadata = metadata;
-  }
-}
+export { DomainError };
 
 /**
  * A request field is missing or malformed. `kind` names the contract's reason when there is one:

@@ -1,8 +1,9 @@
 import { connect, type NatsConnection } from "nats";
-import type { Database } from "../../mesh/db/index.js";
-import { domainStream, ensureStreams, OutboxRelay, type EventsLogger } from "../../mesh/events/index.js";
+import type { Database } from "../db/index.js";
+import { OutboxRelay, type EventsLogger } from "./relay.js";
+import { domainStream, ensureStreams } from "./streams.js";
 
-/** The outbox relay of this service, or a stand-in when no broker is configured. */
+/** A service's outbox relay, or a stand-in when no broker is configured. */
 export interface EventRelay {
   /** Publish soon: call after a transaction that enqueued events committed. */
   kick(): void;
