@@ -98,16 +98,21 @@ describe("local mesh end to end", () => {
     );
     expect(notification).toEqual(expect.objectContaining({ customerId: customer, title: expect.any(String) }));
 
-    // The console sees every shop service through etcd.
-    const consoleState = await waitFor(
+    // The console sees every shop service through etcd, each instance SERVING by its health check.
+    const consoleServices = await waitFor(
       async () => {
         const r = await http("GET", `${mesh!.consoleUrl}/api/state`);
-        const names = JSON.stringify(r.json ?? {});
-        return ["catalog", "inventory", "payments", "orders", "notifications"].every((n) => names.includes(`"${n}"`)) ? names : undefined;
+        const services = ((r.json?.services ?? []) as Json[]).map((svc) => ({
+          name: svc.name as string,
+          healthy: (svc.instances as Json[]).length > 0 && (svc.instances as Json[]).every((i) => i.health === "SERVING"),
+        }));
+        const names = services.map((svc) => svc.name).sort();
+        const all = ["catalog", "inventory", "notifications", "orders", "payments"];
+        return all.every((n) => names.includes(n)) && services.every((svc) => svc.healthy) ? names : undefined;
       },
-      { timeoutMs: 20_000, intervalMs: 200, what: "the console listing every service" },
+      { timeoutMs: 20_000, intervalMs: 200, what: "the console showing every service SERVING" },
     );
-    expect(consoleState).toContain("SERVING");
+    expect(consoleServices).toEqual(expect.arrayContaining(["catalog", "inventory", "notifications", "orders", "payments"]));
 
     report = await mesh.stop();
     expect(report.processes.map((p) => ({ name: p.name, code: p.code, killed: p.killed })).sort((a, b) => a.name.localeCompare(b.name))).toEqual(
