@@ -1,14 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { ErrorDetailSchema } from "../../gen/meshwork/v1/errors_pb.js";
-import { NotificationKind, NotificationSchema, NotificationService, type Notification as NotificationMessage } from "../../gen/notifications/v1/notifications_pb.js";
+import { ErrorReason, ErrorReasonSchema, NotificationKind, NotificationSchema, NotificationService, type Notification as NotificationMessage } from "../../gen/notifications/v1/notifications_pb.js";
+import { errorWithReason } from "../../mesh/grpc/index.js";
 import { DomainError, InvalidPageTokenError, ValidationError } from "./domain/errors.js";
 import type { Notification } from "./domain/notification.js";
 import type { Notifications } from "./domain/notifications.js";
-
-/** Domain of the error reasons in meshwork.v1.ErrorDetail. */
-export const ERROR_DOMAIN = "notifications.v1";
 
 /** The NotificationService handlers. */
 export function routes(notifications: Notifications): ServiceImpl<typeof NotificationService> {
@@ -47,9 +44,7 @@ export function toProto(n: Notification): NotificationMessage {
 
 function toConnectError(err: unknown): unknown {
   if (err instanceof InvalidPageTokenError) {
-    return new ConnectError(err.message, Code.InvalidArgument, undefined, [
-      { desc: ErrorDetailSchema, value: { reason: "ERROR_REASON_INVALID_PAGE_TOKEN", domain: ERROR_DOMAIN, metadata: err.metadata } },
-    ]);
+    return errorWithReason(err.message, Code.InvalidArgument, ErrorReasonSchema, ErrorReason.INVALID_PAGE_TOKEN, err.metadata);
   }
   if (err instanceof ValidationError) return new ConnectError(err.message, Code.InvalidArgument);
   if (err instanceof DomainError) return new ConnectError(err.message, Code.Internal);

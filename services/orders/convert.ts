@@ -30,11 +30,6 @@ export function reasonToProto(reason: FailureReason): ErrorReason {
   return ErrorReason[reason];
 }
 
-/** The full enum value name carried in meshwork.v1.ErrorDetail, e.g. "ERROR_REASON_OUT_OF_STOCK". */
-export function reasonName(reason: keyof typeof ErrorReason): string {
-  return `ERROR_REASON_${reason}`;
-}
-
 export function itemToProto(item: OrderItem, currency: string): OrderItemMessage {
   return create(OrderItemSchema, {
     productId: item.productId,

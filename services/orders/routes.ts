@@ -1,8 +1,7 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { ErrorDetailSchema } from "../../gen/meshwork/v1/errors_pb.js";
-import type { ErrorReason } from "../../gen/orders/v1/orders_pb.js";
-import { OrderService } from "../../gen/orders/v1/orders_pb.js";
-import { minorOf, orderToProto, reasonName } from "./convert.js";
+import { ErrorReason, ErrorReasonSchema, OrderService } from "../../gen/orders/v1/orders_pb.js";
+import { errorWithReason } from "../../mesh/grpc/index.js";
+import { minorOf, orderToProto } from "./convert.js";
 import {
   CheckoutFailedError,
   CheckoutUnavailableError,
@@ -15,9 +14,6 @@ import {
   ValidationError,
 } from "./domain/errors.js";
 import type { OrdersService } from "./domain/orders.js";
-
-/** Domain of the error reasons in meshwork.v1.ErrorDetail. */
-export const ERROR_DOMAIN = "orders.v1";
 
 /** The OrderService handlers: request → use case → response, domain errors → gRPC codes with reasons. */
 export function routes(orders: OrdersService): ServiceImpl<typeof OrderService> {
@@ -72,7 +68,7 @@ export function toConnectError(err: unknown): unknown {
   if (!(err instanceof DomainError)) return err;
   const [code, reason] = classify(err);
   if (reason === undefined) return new ConnectError(err.message, code);
-  return new ConnectError(err.message, code, undefined, [{ desc: ErrorDetailSchema, value: { reason: reasonName(reason), domain: ERROR_DOMAIN, metadata: err.metadata } }]);
+  return errorWithReason(err.message, code, ErrorReasonSchema, ErrorReason[reason], err.metadata);
 }
 
 function classify(err: DomainError): [Code, keyof typeof ErrorReason | undefined] {
