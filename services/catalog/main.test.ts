@@ -5,8 +5,9 @@ import path from "node:path";
 import { CatalogService } from "../../gen/catalog/v1/catalog_pb.js";
 import { createMeshTransport, staticEndpoints } from "../../mesh/client/index.js";
 import { createEtcdClient } from "../../mesh/etcd/client.js";
-import { startEtcd, startProcess, waitFor, type EtcdServer, type ManagedProcess } from "../../mesh/infra/index.js";
-import { parseInstance, servicePrefix } from "../../mesh/registry/index.js";
+import { waitForRegistration } from "../../mesh/testing/registration.js";
+import { startEtcd, startProcess, tsxArgs, type EtcdServer, type ManagedProcess } from "../../mesh/infra/index.js";
+import { servicePrefix } from "../../mesh/registry/index.js";
 
 describe("catalog main.ts", () => {
   let etcd: EtcdServer;
@@ -24,19 +25,12 @@ describe("catalog main.ts", () => {
   });
 
   it("registers in etcd, answers calls and exits 0 on SIGTERM", async () => {
-    proc = startProcess(process.execPath, [require.resolve("tsx/cli"), path.join(__dirname, "main.ts")], {
+    proc = startProcess(process.execPath, tsxArgs(path.join(__dirname, "main.ts")), {
       env: { ...process.env, MESHWORK_PORT: "0", ETCD_ENDPOINTS: etcd.endpoint, MESHWORK_DATA_DIR: dataDir, NATS_URL: "" },
     });
     const etcdClient = createEtcdClient(etcd.endpoint);
     try {
-      const raw = await waitFor(
-        async () => {
-          if (proc!.proc.exitCode !== null) throw new Error(`main.ts exited early:\n${proc!.output()}`);
-          return Object.values(await etcdClient.getAll().prefix(servicePrefix("catalog")).strings())[0];
-        },
-        { timeoutMs: 30_000, what: "catalog registration" },
-      );
-      const instance = parseInstance(raw);
+      const instance = await waitForRegistration(etcdClient, "catalog", proc);
       const transport = createMeshTransport({ endpoints: staticEndpoints(`${instance.address}:${instance.port}`) });
       try {
         const { product } = await createClient(CatalogService, transport).getProduct({ id: "prod-001" });

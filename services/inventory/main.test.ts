@@ -6,8 +6,9 @@ import path from "node:path";
 import { InventoryService } from "../../gen/inventory/v1/inventory_pb.js";
 import { createMeshTransport, staticEndpoints } from "../../mesh/client/index.js";
 import { createEtcdClient } from "../../mesh/etcd/client.js";
-import { startEtcd, startNats, startProcess, waitFor, type EtcdServer, type ManagedProcess, type NatsServer } from "../../mesh/infra/index.js";
-import { parseInstance, servicePrefix } from "../../mesh/registry/index.js";
+import { waitForRegistration } from "../../mesh/testing/registration.js";
+import { startEtcd, startNats, startProcess, tsxArgs, waitFor, type EtcdServer, type ManagedProcess, type NatsServer } from "../../mesh/infra/index.js";
+import { servicePrefix } from "../../mesh/registry/index.js";
 
 describe("inventory main.ts", () => {
   let etcd: EtcdServer;
@@ -26,20 +27,13 @@ describe("inventory main.ts", () => {
   });
 
   it("registers in etcd, answers calls, publishes its events and exits 0 on SIGTERM", async () => {
-    proc = startProcess(process.execPath, [require.resolve("tsx/cli"), path.join(__dirname, "main.ts")], {
+    proc = startProcess(process.execPath, tsxArgs(path.join(__dirname, "main.ts")), {
       env: { ...process.env, MESHWORK_PORT: "0", ETCD_ENDPOINTS: etcd.endpoint, NATS_URL: nats.url, MESHWORK_DATA_DIR: dataDir },
     });
     const etcdClient = createEtcdClient(etcd.endpoint);
     const nc = await connect({ servers: nats.url });
     try {
-      const raw = await waitFor(
-        async () => {
-          if (proc!.proc.exitCode !== null) throw new Error(`main.ts exited early:\n${proc!.output()}`);
-          return Object.values(await etcdClient.getAll().prefix(servicePrefix("inventory")).strings())[0];
-        },
-        { timeoutMs: 30_000, what: "inventory registration" },
-      );
-      const instance = parseInstance(raw);
+      const instance = await waitForRegistration(etcdClient, "inventory", proc);
       const transport = createMeshTransport({ endpoints: staticEndpoints(`${instance.address}:${instance.port}`) });
       try {
         const client = createClient(InventoryService, transport);

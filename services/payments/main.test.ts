@@ -7,8 +7,9 @@ import { PaymentService } from "../../gen/payments/v1/payments_pb.js";
 import { TEST_CARDS } from "./domain/processor.js";
 import { createMeshTransport, staticEndpoints } from "../../mesh/client/index.js";
 import { createEtcdClient } from "../../mesh/etcd/client.js";
-import { startEtcd, startNats, startProcess, waitFor, type EtcdServer, type ManagedProcess, type NatsServer } from "../../mesh/infra/index.js";
-import { parseInstance, servicePrefix } from "../../mesh/registry/index.js";
+import { waitForRegistration } from "../../mesh/testing/registration.js";
+import { startEtcd, startNats, startProcess, tsxArgs, waitFor, type EtcdServer, type ManagedProcess, type NatsServer } from "../../mesh/infra/index.js";
+import { servicePrefix } from "../../mesh/registry/index.js";
 
 describe("payments main.ts", () => {
   let etcd: EtcdServer;
@@ -27,20 +28,13 @@ describe("payments main.ts", () => {
   });
 
   it("registers in etcd, answers calls, publishes its events and exits 0 on SIGTERM", async () => {
-    proc = startProcess(process.execPath, [require.resolve("tsx/cli"), path.join(__dirname, "main.ts")], {
+    proc = startProcess(process.execPath, tsxArgs(path.join(__dirname, "main.ts")), {
       env: { ...process.env, MESHWORK_PORT: "0", ETCD_ENDPOINTS: etcd.endpoint, NATS_URL: nats.url, MESHWORK_DATA_DIR: dataDir },
     });
     const etcdClient = createEtcdClient(etcd.endpoint);
     const nc = await connect({ servers: nats.url });
     try {
-      const raw = await waitFor(
-        async () => {
-          if (proc!.proc.exitCode !== null) throw new Error(`main.ts exited early:\n${proc!.output()}`);
-          return Object.values(await etcdClient.getAll().prefix(servicePrefix("payments")).strings())[0];
-        },
-        { timeoutMs: 30_000, what: "payments registration" },
-      );
-      const instance = parseInstance(raw);
+      const instance = await waitForRegistration(etcdClient, "payments", proc);
       const transport = createMeshTransport({ endpoints: staticEndpoints(`${instance.address}:${instance.port}`) });
       try {
         const client = createClient(PaymentService, transport);
