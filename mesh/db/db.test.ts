@@ -271,7 +271,14 @@ describe("sqlite across processes", () => {
     const fixture = path.join(__dirname, "sqlite-writer.fixture.ts");
     const children = [0, 1].map(() => startProcess(process.execPath, tsxArgs(fixture, scratch.url, goFile, String(rounds))));
     try {
-      await waitFor(() => children.every((c) => c.output().includes("ready")), { timeoutMs: 30_000, what: "children ready" });
+      await waitFor(
+        () => {
+          const dead = children.find((c) => c.proc.exitCode !== null && !c.output().includes("ready"));
+          if (dead) throw new Error(`a writer exited before it was ready:\n${dead.output()}`);
+          return children.every((c) => c.output().includes("ready"));
+        },
+        { timeoutMs: 30_000, what: "children ready" },
+      );
       writeFileSync(goFile, "");
       const exits = await Promise.all(children.map((c) => c.exited));
       expect({ exits, out: exits.some((e) => e.code !== 0) ? children.map((c) => c.output()) : [] }).toEqual({
