@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the infrastructure binaries Meshwork starts itself (etcd, etcdctl, nats-server) exist.
+# Makes sure the infrastructure binaries Meshwork starts itself (etcd, etcdctl, nats-server) exist,
+# plus Chromium (MESHWORK_WITH_BROWSER=1) and the benchmark load generators (MESHWORK_WITH_BENCH=1).
 # As root on Debian/Ubuntu it installs the missing packages with apt; elsewhere it prints the exact
 # command and fails. Nothing is started here: the project starts its own servers on free ports.
 set -euo pipefail
@@ -13,6 +14,11 @@ for bin in etcd etcdctl nats-server; do
 done
 if [ "${MESHWORK_WITH_BROWSER:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   missing+=(chromium)
+fi
+# Load generators for `npm run bench`: wrk (HTTP/1.1) and h2load (h2c gRPC).
+if [ "${MESHWORK_WITH_BENCH:-0}" = 1 ]; then
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
