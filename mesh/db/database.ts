@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { Kysely, PostgresDialect, sql, type Transaction } from "kysely";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { Pool, types as pgTypes } from "pg";
+import type * as Pg from "pg";
 import { MeshSqliteDialect, StripRowLocksPlugin } from "./sqlite.js";
 
 /*
@@ -111,6 +111,9 @@ function parseInt8(text: string): number {
 }
 
 async function openPostgres(url: string, poolSize: number): Promise<Database> {
+  // Loaded on first use: a service on embedded SQLite never pays pg's memory.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Pool, types: pgTypes } = require("pg") as typeof Pg;
   const pool = new Pool({
     connectionString: url,
     max: poolSize,
