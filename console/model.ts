@@ -14,7 +14,7 @@ import type { SummaryEntry } from "../mesh/telemetry/rolling-stats.js";
 import type { SpanRecord } from "../mesh/telemetry/span-ring.js";
 import { clientStats, combineStats, History, methodStats, servedEntries, type HistoryPoint, type MethodStats, type Stats } from "./aggregate.js";
 import { instanceGauges, parsePrometheusText, type ClientTargetGauges, type InstanceGauges } from "./prometheus.js";
-import { RegistryWatch } from "./registry-watch.js";
+import { watchRegistry, type PrefixWatcher } from "../mesh/discovery/index.js";
 import { DEFAULT_MAX_TRACES, summarizeTrace, TraceStore, type TraceSummary } from "./traces.js";
 import { layoutWaterfall, type Waterfall } from "./waterfall.js";
 
@@ -158,7 +158,7 @@ export class MeshModel extends EventEmitter<MeshModelEvents> {
   private readonly store: TraceStore;
   // Keep-alive to the instances' metrics servers, owned here so close() can drop the sockets.
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 4 });
-  private watch: RegistryWatch | undefined;
+  private watch: PrefixWatcher<InstanceInfo> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
   private closed = false;
@@ -182,11 +182,17 @@ export class MeshModel extends EventEmitter<MeshModelEvents> {
   /** Starts the registry watch and the poll loop; resolves after the first registry read. */
   async start(): Promise<void> {
     if (this.watch || this.closed) return;
-    const watch = new RegistryWatch(this.opts.etcd);
+    const watch = watchRegistry(this.opts.etcd);
     this.watch = watch;
     watch.on("change", (list) => this.onRegistry(list));
-    await watch.ready();
-    this.onRegistry(watch.instances());
+    try {
+      await watch.ready();
+    } catch (e) {
+      // Closed before the first read: nothing to start.
+      if (this.closed) return;
+      throw e;
+    }
+    this.onRegistry(watch.values());
     this.schedule(0);
   }
 

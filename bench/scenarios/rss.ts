@@ -1,13 +1,15 @@
 /**
- * Scenario 5: resident memory of each idle service process (services/<name>/main.ts under the tsx
- * loader, real etcd + NATS, its own temp data dir) vs the 80 MB goal, read from /proc/<pid>/status
- * after the instance registered and sat idle. Also the loader's floor: an idle file under tsx vs
- * the same idle loop in plain node.
+ * Scenario 5: resident memory of each idle service process, compiled to JavaScript as the container
+ * image runs it (dist/services/<name>/main.js, real etcd + NATS, its own temp data dir) vs the
+ * 80 MB goal, read from /proc/<pid>/status after the instance registered and sat idle. Also the
+ * tsx loader's floor (what `npm start` adds in development): an idle file under tsx vs the same
+ * idle loop in plain node.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEtcdClient } from "../../mesh/etcd/client.js";
+import { buildDist } from "../lib/compiled.js";
 import { startEtcd, startNats, startProcess, tsxArgs, waitFor, type ManagedProcess } from "../../mesh/infra/index.js";
 import { parseInstance, servicePrefix } from "../../mesh/registry/index.js";
 
@@ -36,6 +38,8 @@ async function idleRss(p: ManagedProcess, settleMs: number): Promise<number> {
 
 /** Starts every service, waits until all are registered, lets them idle `settleMs`, reads RSS. */
 export async function runRss(opts: { settleMs: number; progress?: (l: string) => void }): Promise<RssResult> {
+  opts.progress?.("rss: compiling to dist/");
+  const dist = buildDist();
   const etcd = await startEtcd();
   const nats = await startNats();
   const client = createEtcdClient(etcd.endpoint);
@@ -46,7 +50,7 @@ export async function runRss(opts: { settleMs: number; progress?: (l: string) =>
     for (const name of SERVICES) {
       const dataDir = mkdtempSync(join(tmpdir(), `meshwork-bench-rss-${name}-`));
       dirs.push(dataDir);
-      procs[name] = startProcess(process.execPath, tsxArgs(join(__dirname, `../../services/${name}/main.ts`)), {
+      procs[name] = startProcess(process.execPath, [join(dist, `services/${name}/main.js`)], {
         env: { ...process.env, ETCD_ENDPOINTS: etcd.endpoint, NATS_URL: nats.url, MESHWORK_DATA_DIR: dataDir, MESHWORK_PORT: "0" },
       });
     }

@@ -1,3 +1,4 @@
-/** Watch-based discovery of registered instances: one cached endpoint list per service. */
+/** Watch-based discovery of registered instances: one cached endpoint list per service, or the whole registry. */
 export { Discovery } from "./discovery.js";
-export { ServiceWatcher, type ServiceWatcherEvents } from "./service-watcher.js";
+export { PrefixWatcher, type PrefixWatcherEvents } from "./prefix-watcher.js";
+export { ServiceWatcher, watchRegistry, type ServiceWatcherEvents } from "./service-watcher.js";

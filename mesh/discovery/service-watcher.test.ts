@@ -1,10 +1,11 @@
 import { createServer, connect, Server, Socket } from "node:net";
+import { Code } from "@connectrpc/connect";
 import type { Etcd3 } from "etcd3";
 import { createEtcdClient } from "../etcd/client.js";
 import { EtcdServer, startEtcd, waitFor } from "../infra/index.js";
 import { InstanceInfo, instanceKey, parseInstance, servicePrefix } from "../registry/instance.js";
 import { Discovery } from "./discovery.js";
-import { ServiceWatcher } from "./service-watcher.js";
+import { ServiceWatcher, watchRegistry } from "./service-watcher.js";
 
 function info(service: string, instance: string): InstanceInfo {
   return { service, instance, address: "127.0.0.1", port: 50051, protocols: ["grpc"], version: "1.0.0", startedAt: new Date(0).toISOString(), metadata: {} };
@@ -192,6 +193,24 @@ describe("ServiceWatcher against a real etcd", () => {
       freshClient.close();
       await fresh.stop();
     }
+  });
+
+  it("watchRegistry follows every service's instances with the same watcher, ignoring values that do not match their key", async () => {
+    const w = watchRegistry(direct);
+    await w.ready();
+    await put(direct, info("reg-b", "1"));
+    await put(direct, info("reg-a", "2"));
+    await direct.put(instanceKey("reg-a", "3")).value(JSON.stringify(info("reg-other", "3")));
+    const keys = () => w.values().filter((i) => i.service.startsWith("reg-")).map((i) => `${i.service}/${i.instance}`);
+    await waitFor(() => keys().join() === "reg-a/2,reg-b/1", { what: "the registry watcher to see both services" });
+    expect(w.malformed).toBeGreaterThanOrEqual(1);
+    await direct.delete().key(instanceKey("reg-b", "1"));
+    await waitFor(() => keys().join() === "reg-a/2", { what: "the registry watcher to follow a delete" });
+    await w.close();
+    // Closed before its first read: ready() rejects with Canceled instead of hanging.
+    const early = watchRegistry(direct);
+    await early.close();
+    await expect(early.ready()).rejects.toMatchObject({ code: Code.Canceled });
   });
 
   it("Discovery shares one watcher per service and closes them all", async () => {

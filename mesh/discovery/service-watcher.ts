@@ -1,235 +1,44 @@
-import { EventEmitter } from "node:events";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { ExponentialBackoff, IBackoff } from "cockatiel";
-import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from "etcd3";
-import { InstanceInfo, parseInstance, servicePrefix } from "../registry/instance.js";
+import type { Etcd3 } from "etcd3";
+import { InstanceInfo, parseInstance, SERVICES_PREFIX, servicePrefix } from "../registry/instance.js";
+import { PrefixWatcher, type PrefixWatcherEvents } from "./prefix-watcher.js";
 
-/** Events of a {@link ServiceWatcher}. */
-export interface ServiceWatcherEvents {
-  /** The endpoint set changed; carries the full current list. */
-  change: [endpoints: InstanceInfo[]];
-}
-
-// ~100 ms → 5 s between failed range reads: quick after a blip, a trickle during a long outage.
-const RESYNC_BACKOFF = new ExponentialBackoff({ initialDelay: 100, maxDelay: 5_000 });
-// Bounds close() when the cancel request cannot reach etcd; the watch is dropped either way.
-const CANCEL_TIMEOUT_MS = 1_000;
-
-interface Entry {
-  raw: string;
-  info: InstanceInfo;
-}
+/** Events of a {@link ServiceWatcher}: `change` carries the full current endpoint list. */
+export type ServiceWatcherEvents = PrefixWatcherEvents<InstanceInfo>;
 
 /**
- * A watch-based cache of one service's instances: a range read of
- * `/meshwork/services/<service>/`, then a watch from the read's revision + 1.
- *
- * - During an etcd outage it keeps serving the last known endpoints.
- * - On reconnect the watch resumes from the last revision this cache applied, so missed events
- *   replay. (etcd3 resumes from its own `start_revision`, but moves it to the response header's
- *   revision + 1 as soon as a watch is created, before the replayed events arrive; a second
- *   disconnect then would skip them. This class pins it back on every disconnect.)
- * - When the watch is cancelled (its revision was compacted) or etcd's revision went backwards
- *   (data reset), it re-reads the prefix and watches again.
- * - Malformed values are ignored and counted in {@link malformed}.
+ * A watch-based cache of one service's instances under `/meshwork/services/<service>/`, with the
+ * outage, replay, compaction and reset handling of {@link PrefixWatcher}. A value that does not
+ * parse as an {@link InstanceInfo} of this service under its own instance id is ignored and
+ * counted in `malformed`.
  */
-export class ServiceWatcher extends EventEmitter<ServiceWatcherEvents> {
-  /** The etcd prefix this watcher reads, e.g. `/meshwork/services/cart/`. */
-  readonly prefix: string;
-  private readonly entries = new Map<string, Entry>();
-  private list: InstanceInfo[] = [];
-  /** Highest store revision whose effect on this prefix is reflected in `entries`. */
-  private revision = 0n;
-  private watcher: Watcher | undefined;
-  private malformedCount = 0;
-  private readCount = 0;
-  private closed = false;
-  private wanted = false;
-  private running = false;
-  private loopDone: Promise<void> = Promise.resolve();
-  private wake: (() => void) | undefined;
-  private backoff: IBackoff<unknown> = RESYNC_BACKOFF.next();
-  private readonly firstRead: Promise<void>;
-  private resolveFirst!: () => void;
-  private rejectFirst!: (e: Error) => void;
-
+export class ServiceWatcher extends PrefixWatcher<InstanceInfo> {
   /** Starts reading and watching at once; `ready()` resolves after the first read. */
   constructor(
-    private readonly client: Etcd3,
+    client: Etcd3,
     readonly service: string,
   ) {
-    super();
-    this.prefix = servicePrefix(service);
-    this.firstRead = new Promise<void>((resolve, reject) => {
-      this.resolveFirst = resolve;
-      this.rejectFirst = reject;
+    super(client, servicePrefix(service), (id, raw) => {
+      const info = parseInstance(raw);
+      if (info.instance !== id || info.service !== service) throw new Error("key does not match value");
+      return info;
     });
-    this.firstRead.catch(() => undefined);
-    this.resync();
   }
 
   /** The current instances, sorted by instance id. The array is not mutated later. */
   endpoints(): InstanceInfo[] {
-    return this.list;
+    return this.values();
   }
+}
 
-  /** Resolves after the first successful read of the prefix; rejects if closed before. */
-  ready(): Promise<void> {
-    return this.firstRead;
-  }
-
-  /** Values under the prefix that were ignored because they did not parse as {@link InstanceInfo}. */
-  get malformed(): number {
-    return this.malformedCount;
-  }
-
-  /** Full range reads done so far: 1 after start, +1 per re-read (compaction, data reset). */
-  get reads(): number {
-    return this.readCount;
-  }
-
-  /** Stops watching. The endpoint list stays as it was. */
-  async close(): Promise<void> {
-    if (!this.closed) {
-      this.closed = true;
-      this.rejectFirst(new ConnectError(`watcher of ${this.prefix} closed before its first read`, Code.Canceled));
-      this.wake?.();
-    }
-    await this.loopDone;
-    await this.dropWatcher(true);
-  }
-
-  /** Requests a full re-read; single-flight like the registration loop. */
-  private resync(): void {
-    this.wanted = true;
-    if (this.running || this.closed) return;
-    this.running = true;
-    this.loopDone = this.resyncLoop();
-  }
-
-  private async resyncLoop(): Promise<void> {
-    while (this.wanted && !this.closed) {
-      this.wanted = false;
-      void this.dropWatcher(false);
-      // Paces reads that fail, and re-reads whose new watch is cancelled again before it
-      // delivers anything; onData() resets it, so the first re-read after healthy watching is
-      // immediate.
-      const delay = this.backoff.duration;
-      this.backoff = this.backoff.next(undefined);
-      if (delay > 0) await this.sleep(delay);
-      if (this.closed) break;
-      try {
-        const res = await this.client.getAll().prefix(this.prefix).exec();
-        if (this.closed) break;
-        this.readCount += 1;
-        const next = new Map<string, Entry>();
-        for (const kv of res.kvs) this.applyPut(next, kv);
-        this.replace(next);
-        this.revision = BigInt(res.header.revision);
-        this.startWatch();
-        this.resolveFirst();
-      } catch {
-        this.wanted = true;
-      }
-    }
-    this.running = false;
-  }
-
-  private startWatch(): void {
-    // `.watcher()` rather than `.create()`: listeners must be attached before the first response
-    // can arrive, or events delivered in the same tick as the creation would be missed.
-    const w = this.client.watch().prefix(this.prefix).startRevision(String(this.revision + 1n)).watcher();
-    this.watcher = w;
-    w.on("data", (res) => {
-      if (w === this.watcher) this.onData(res);
-    });
-    w.on("connected", (res) => {
-      // A revision below what we have applied means etcd's data was reset: history is gone.
-      if (w === this.watcher && BigInt(res.header.revision) < this.revision) this.resync();
-    });
-    w.on("disconnected", () => {
-      if (w === this.watcher) w.request.start_revision = String(this.revision + 1n);
-    });
-    // etcd cancels a watch whose start revision was compacted (compact_revision set); etcd3
-    // surfaces any cancel as `error` and drops the watcher.
-    w.on("error", () => {
-      if (w !== this.watcher) return;
-      this.watcher = undefined;
-      this.resync();
-    });
-  }
-
-  private onData(res: IWatchResponse): void {
-    this.backoff = RESYNC_BACKOFF.next();
-    if (res.events.length === 0) {
-      // Progress notifications are only sent to watchers that are caught up: safe to advance.
-      if (!res.created && !res.canceled) this.bump(BigInt(res.header.revision));
-      return;
-    }
-    const next = new Map(this.entries);
-    for (const ev of res.events) {
-      if (ev.type === "Put") this.applyPut(next, ev.kv);
-      else next.delete(this.idOf(ev.kv));
-      // Not the header revision: during catch-up etcd sends it as the current revision while
-      // later events are still to come.
-      this.bump(BigInt(ev.kv.mod_revision));
-    }
-    this.replace(next);
-  }
-
-  private bump(rev: bigint): void {
-    if (rev > this.revision) this.revision = rev;
-  }
-
-  private idOf(kv: IKeyValue): string {
-    return kv.key.toString("utf8").slice(this.prefix.length);
-  }
-
-  private applyPut(into: Map<string, Entry>, kv: IKeyValue): void {
-    const id = this.idOf(kv);
-    const raw = kv.value.toString("utf8");
-    try {
-      const info = parseInstance(raw);
-      if (info.instance !== id || info.service !== this.service) throw new Error("key does not match value");
-      into.set(id, { raw, info });
-    } catch {
-      this.malformedCount += 1;
-      // The key no longer holds a usable endpoint.
-      into.delete(id);
-    }
-  }
-
-  private replace(next: Map<string, Entry>): void {
-    let same = next.size === this.entries.size;
-    if (same) for (const [id, e] of next) if (this.entries.get(id)?.raw !== e.raw) same = false;
-    if (same) return;
-    this.entries.clear();
-    for (const [id, e] of [...next].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) this.entries.set(id, e);
-    this.list = [...this.entries.values()].map((e) => e.info);
-    this.emit("change", this.list);
-  }
-
-  private async dropWatcher(wait: boolean): Promise<void> {
-    const w = this.watcher;
-    this.watcher = undefined;
-    if (!w) return;
-    // The handlers above ignore a dropped watcher; a late `error` still needs a listener.
-    w.on("error", () => undefined);
-    const cancelled = w.cancel().catch(() => undefined);
-    if (!wait) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([cancelled, new Promise<void>((r) => (timer = setTimeout(r, CANCEL_TIMEOUT_MS)))]);
-    clearTimeout(timer);
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
-  }
+/**
+ * Every registered instance of every service (`/meshwork/services/`), sorted by service, then
+ * instance id: the mesh as the console shows it. Values whose service and instance do not match
+ * their key are ignored.
+ */
+export function watchRegistry(client: Etcd3): PrefixWatcher<InstanceInfo> {
+  return new PrefixWatcher(client, SERVICES_PREFIX, (id, raw) => {
+    const info = parseInstance(raw);
+    if (`${info.service}/${info.instance}` !== id) throw new Error("key does not match value");
+    return info;
+  });
 }

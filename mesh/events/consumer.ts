@@ -9,7 +9,9 @@ import { transaction, type Database, type Dialect, type Migration } from "../db/
 import { deadLetter } from "./dlq.js";
 import { Headers } from "./headers.js";
 import type { EventsLogger } from "./relay.js";
-import { ensureConsumer } from "./streams.js";
+import { ensureConsumer, DLQ_STREAM_NAME } from "./streams.js";
+import { eventConsumerHook } from "../telemetry/messaging.js";
+import { observeDlq } from "../telemetry/metrics.js";
 
 /** Name of the inbox table every consuming service has. */
 export const INBOX_TABLE = "meshwork_inbox";
@@ -49,7 +51,8 @@ export interface Delivery {
   deadline?: number;
   /**
    * OpenTelemetry context holding the producer's span context (from the W3C headers; empty when no
-   * propagator is registered). It is also the active context when a context manager is registered.
+   * propagator is registered). While the handler runs, the active context is the consumer's process
+   * span, a child of it.
    */
   traceContext: Context;
 }
@@ -88,8 +91,8 @@ export interface EventConsumerOptions {
   /** Subject prefix for dead letters. Default "dlq" (the DLQ stream captures `dlq.>`). */
   dlqSubjectPrefix?: string;
   /**
-   * Wraps the processing of each message, inside the trace context restored from its headers. The
-   * hook for telemetry: start a span (child of `traceContext`) around `next()`.
+   * Wraps the processing of each message (e.g. to act after the inbox transaction committed). It
+   * runs inside the consumer's own process span, whose parent is the producer's `traceContext`.
    */
   onMessage?: (msg: JsMsg, traceContext: Context, next: () => Promise<void>) => Promise<void>;
   logger?: EventsLogger;
@@ -98,6 +101,14 @@ export interface EventConsumerOptions {
 // Messages pulled ahead of processing. Small, because ack_wait runs from delivery: the last of the
 // buffer must still be handled well within ackWait.
 const PREFETCH = 64;
+
+// meshwork_dlq_messages: the DLQ is one stream, so a process reports its size once, through any
+// of its running consumers (one JetStream stream-info request per scrape).
+const dlqReaders = new Set<() => Promise<number>>();
+let dlqGauge: (() => void) | undefined;
+
+// One hook for every consumer: it holds no state per consumer.
+const traceConsumed = eventConsumerHook();
 
 const headerGetter: TextMapGetter<MsgHdrs | undefined> = {
   get: (h, key) => h?.get(key) || undefined,
@@ -123,6 +134,7 @@ export class EventConsumer {
   private loopDone: Promise<void> | undefined;
   private running = false;
   private wake: (() => void) | undefined;
+  private dlqSize: (() => Promise<number>) | undefined;
 
   constructor(private readonly opts: EventConsumerOptions) {
     this.maxDeliver = opts.maxDeliver ?? 5;
@@ -136,9 +148,13 @@ export class EventConsumer {
   async start(): Promise<void> {
     if (this.running) return;
     const { nats, stream, durable, filterSubjects } = this.opts;
-    await ensureConsumer(await nats.jetstreamManager(), { stream, durable, filterSubjects, ackWaitMs: this.ackWaitMs });
+    const jsm = await nats.jetstreamManager();
+    await ensureConsumer(jsm, { stream, durable, filterSubjects, ackWaitMs: this.ackWaitMs });
     const consumer = await nats.jetstream().consumers.get(stream, durable);
     this.running = true;
+    this.dlqSize = async () => (await jsm.streams.info(DLQ_STREAM_NAME)).state.messages;
+    dlqReaders.add(this.dlqSize);
+    dlqGauge ??= observeDlq(() => [...dlqReaders][0](), { stream: DLQ_STREAM_NAME });
     this.loopDone = (async () => {
       let failures = 0;
       while (this.running) {
@@ -164,6 +180,11 @@ export class EventConsumer {
   /** Stops pulling; resolves once the message in hand is processed. Unacked buffered messages are redelivered later. */
   async stop(): Promise<void> {
     this.running = false;
+    if (this.dlqSize) dlqReaders.delete(this.dlqSize);
+    if (dlqReaders.size === 0) {
+      dlqGauge?.();
+      dlqGauge = undefined;
+    }
     this.wake?.();
     await this.messages?.close();
     await this.loopDone;
@@ -172,7 +193,10 @@ export class EventConsumer {
   private process(msg: JsMsg): Promise<void> {
     const ctx = propagation.extract(ROOT_CONTEXT, msg.headers, headerGetter);
     const run = () => this.handleMessage(msg, ctx);
-    return context.with(ctx, () => (this.opts.onMessage ? this.opts.onMessage(msg, ctx, run) : run())).catch((err) => {
+    const hooked = this.opts.onMessage ? () => this.opts.onMessage!(msg, ctx, run) : run;
+    // The process span (child of the relay's publish span) is active around the hook and the
+    // handler, so their log lines and outgoing calls carry the event's trace.
+    return context.with(ctx, () => traceConsumed(msg, ctx, hooked)).catch((err) => {
       // Last resort (e.g. the DB is down): leave the message for redelivery.
       this.opts.logger?.warn({ err, subject: msg.subject }, "event processing failed");
       msg.nak(backoffDelay(msg.info.deliveryCount, this.nakBackoff));

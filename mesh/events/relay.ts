@@ -1,7 +1,10 @@
 import { sql, type Kysely } from "kysely";
+import { context, ROOT_CONTEXT } from "@opentelemetry/api";
 import { Events, headers as natsHeaders, type JetStreamClient, type NatsConnection } from "nats";
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import { transaction, type Database } from "../db/index.js";
+import { observeOutbox } from "../telemetry/metrics.js";
+import { traceMessagingPublish } from "../telemetry/messaging.js";
 import { Headers } from "./headers.js";
 import { OUTBOX_TABLE, type OutboxHeaders } from "./outbox.js";
 
@@ -98,6 +101,7 @@ export class OutboxRelay {
   private wakeOnKick = false;
   private reconnected = false;
   private lastPurge = 0;
+  private unobserve: (() => void) | undefined;
   private readonly links = new WeakMap<NatsConnection, Link>();
 
   constructor(private readonly options: OutboxRelayOptions) {
@@ -112,16 +116,19 @@ export class OutboxRelay {
     };
   }
 
-  /** Starts the publish loop in the background. */
+  /** Starts the publish loop in the background, and exports its backlog as `meshwork_outbox_backlog` while it runs. */
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.unobserve = observeOutbox(this);
     this.loopDone = this.loop();
   }
 
   /** Stops the loop; resolves once the batch in flight (if any) has finished. */
   async stop(): Promise<void> {
     this.running = false;
+    this.unobserve?.();
+    this.unobserve = undefined;
     this.wake?.();
     await this.loopDone;
   }
@@ -276,20 +283,38 @@ export class OutboxRelay {
     return { claimed: rows.length, failed: failed.length > 0 };
   }
 
-  private async publish(js: JetStreamClient, row: PendingRow): Promise<void> {
+  /**
+   * One publish in a PRODUCER span "publish <subject>", a child of the trace context stored with
+   * the row (the request that wrote it); the message carries the publish span as its traceparent,
+   * so the consumer's process span is the publish span's child (OpenTelemetry messaging conventions).
+   */
+  private publish(js: JetStreamClient, row: PendingRow): Promise<void> {
     const stored = JSON.parse(row.headers) as OutboxHeaders;
-    const h = natsHeaders();
-    if (stored.traceparent) h.set(Headers.traceparent, stored.traceparent);
-    if (stored.tracestate) h.set(Headers.tracestate, stored.tracestate);
-    if (stored.deadline !== undefined) h.set(Headers.deadline, String(stored.deadline));
-    try {
-      const ack = await js.publish(row.subject, row.payload, { msgID: row.id, headers: h, timeout: this.opts.publishTimeoutMs });
-      if (ack.duplicate) this.stats.duplicates++;
-      else this.stats.published++;
-    } catch (err) {
-      this.stats.failures++;
-      throw err;
-    }
+    const trace: Record<string, string> = {};
+    if (stored.traceparent) trace.traceparent = stored.traceparent;
+    if (stored.tracestate) trace.tracestate = stored.tracestate;
+    // The relay's loop runs outside any request: a row without a stored context starts its own trace.
+    return context.with(ROOT_CONTEXT, () =>
+      traceMessagingPublish(
+        row.subject,
+        trace,
+        async (sent) => {
+          const h = natsHeaders();
+          if (sent.traceparent) h.set(Headers.traceparent, sent.traceparent);
+          if (sent.tracestate) h.set(Headers.tracestate, sent.tracestate);
+          if (stored.deadline !== undefined) h.set(Headers.deadline, String(stored.deadline));
+          try {
+            const ack = await js.publish(row.subject, row.payload, { msgID: row.id, headers: h, timeout: this.opts.publishTimeoutMs });
+            if (ack.duplicate) this.stats.duplicates++;
+            else this.stats.published++;
+          } catch (err) {
+            this.stats.failures++;
+            throw err;
+          }
+        },
+        { messageId: row.id },
+      ),
+    );
   }
 
   /** Deletes rows sent more than `retainSentMs` ago (the loop does this once a minute); returns how many. */

@@ -40,7 +40,7 @@ export {
 } from "./metrics.js";
 export { RollingStats, WINDOW_MINUTES, type SummaryEntry, type CallKind } from "./rolling-stats.js";
 export { startMetricsServer, type MetricsServer, type MetricsServerOptions } from "./metrics-server.js";
-export { createLogger, logAccess, traceFields, type Logger, type LoggerOptions, type AccessLogEntry } from "./logging.js";
+export { createLogger, logAccess, traceFields, spanLogProcessor, type Logger, type LoggerOptions, type AccessLogEntry } from "./logging.js";
 export { traceHttpRequests, type HttpTracingOptions } from "./http-tracing.js";
 export {
   injectTraceHeaders,
@@ -48,7 +48,7 @@ export {
   withExtractedContext,
   traceMessagingPublish,
   traceMessagingProcess,
-  eventConsumerHook,
+  traceDetached,
   type HeaderCarrier,
   type MessageInfo,
   type ConsumedMessage,

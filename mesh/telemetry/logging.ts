@@ -1,5 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { isSpanContextValid, trace } from "@opentelemetry/api";
+import { isSpanContextValid, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { hrTimeToMilliseconds } from "@opentelemetry/core";
+import type { ReadableSpan, SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import pino, { type DestinationStream, type Logger } from "pino";
 
 export type { Logger } from "pino";
@@ -70,4 +72,42 @@ export function logAccess(logger: Logger, e: AccessLogEntry): void {
   };
   if (e.status >= 500) logger.error(line, "access");
   else logger.info(line, "access");
+}
+
+// Spans that stand for one unit of work a process did for a request: a call served, a message
+// published or processed. Client and internal spans would only repeat what these say.
+const LOGGED_KINDS: Record<number, string> = { [SpanKind.SERVER]: "server", [SpanKind.PRODUCER]: "producer", [SpanKind.CONSUMER]: "consumer" };
+
+/**
+ * A span processor that writes one debug line (`msg: "span"`) per finished server, producer and
+ * consumer span: name, kind, duration, gRPC status code, and the span's own `trace_id`/`span_id`.
+ * So with LOG_LEVEL=debug every process a request touched has a log line carrying its trace id,
+ * even services whose handlers log nothing. startTelemetry installs it only when the logger's
+ * level enables debug, so at the default level it costs nothing.
+ */
+export function spanLogProcessor(logger: Logger): SpanProcessor {
+  return {
+    onStart: () => undefined,
+    onEnd(span: ReadableSpan) {
+      const kind = LOGGED_KINDS[span.kind];
+      if (kind === undefined || !logger.isLevelEnabled("debug")) return;
+      const sc = span.spanContext();
+      const code = span.attributes["rpc.grpc.status_code"];
+      logger.debug(
+        {
+          trace_id: sc.traceId,
+          span_id: sc.spanId,
+          ...(span.parentSpanContext ? { parent_span_id: span.parentSpanContext.spanId } : {}),
+          span: span.name,
+          kind,
+          duration_ms: Math.round(hrTimeToMilliseconds(span.duration) * 1000) / 1000,
+          ...(code !== undefined ? { code } : {}),
+          ...(span.status.code === SpanStatusCode.ERROR ? { error: span.status.message ?? "error" } : {}),
+        },
+        "span",
+      );
+    },
+    forceFlush: () => Promise.resolve(),
+    shutdown: () => Promise.resolve(),
+  };
 }

@@ -8,17 +8,18 @@ import { startNats, waitFor, type NatsServer } from "../infra/index.js";
 import { OrderPlacedSchema } from "../../gen/orders/v1/events_pb.js";
 import {
   createLogger,
-  eventConsumerHook,
   extractTraceContext,
   injectTraceHeaders,
   startTelemetry,
   traceMessagingProcess,
   traceMessagingPublish,
   tracer,
+  recordEvent,
   withExtractedContext,
   type SpanRecord,
   type Telemetry,
 } from "./index.js";
+import { traceDetached } from "./messaging.js";
 
 let telemetry: Telemetry;
 
@@ -89,6 +90,33 @@ describe("trace headers for events", () => {
   });
 });
 
+describe("detached work", () => {
+  it("continues the stored trace in an INTERNAL span, whose children and errors it carries", async () => {
+    const request = tracer().startSpan("orders.v1.OrderService/CreateOrder");
+    const stored = injectTraceHeaders({}, trace.setSpan(ROOT_CONTEXT, request));
+    request.end();
+    // Run from the root context, as a saga drive detached from its request is.
+    await expect(
+      context.with(ROOT_CONTEXT, () =>
+        traceDetached("orders checkout saga", stored, async () => {
+          tracer().startSpan("catalog.v1.CatalogService/GetProduct").end();
+          recordEvent("saga_finished");
+          throw new Error("drive failed");
+        }, { "meshwork.order_id": "o-1" }),
+      ),
+    ).rejects.toThrow("drive failed");
+    const spans = spansOf(request.spanContext().traceId);
+    const saga = spans.find((s) => s.name === "orders checkout saga")!;
+    expect(saga).toMatchObject({ kind: "internal", parentSpanId: request.spanContext().spanId, attributes: { "meshwork.order_id": "o-1" }, status: { code: "error" } });
+    expect(saga.events.map((e) => e.name)).toEqual(["saga_finished", "exception"]);
+    expect(spans.find((s) => s.name === "catalog.v1.CatalogService/GetProduct")?.parentSpanId).toBe(saga.spanId);
+    // Nothing stored: a trace of its own.
+    const lone = await traceDetached("sweep", { traceparent: "" }, async () => trace.getActiveSpan()!.spanContext().traceId);
+    expect(lone).not.toBe(request.spanContext().traceId);
+    expect(telemetry.recentSpans().find((s) => s.traceId === lone)?.parentSpanId).toBeUndefined();
+  });
+});
+
 describe("one request = one trace through outbox, NATS and the consumer", () => {
   let nats: NatsServer;
   let nc: NatsConnection;
@@ -120,7 +148,6 @@ describe("one request = one trace through outbox, NATS and the consumer", () => 
       durable: "notifications",
       stream: def.name,
       filterSubjects: [subject],
-      onMessage: eventConsumerHook(),
       handlers: [
         on(OrderPlacedSchema, async (p, env, trx, d) => {
           logger.info({ orderId: p.orderId }, "notify customer");
@@ -149,8 +176,17 @@ describe("one request = one trace through outbox, NATS and the consumer", () => 
     const processed = await waitFor(() => spansOf(traceId).find((s) => s.name === `process ${subject}`), { timeoutMs: 10_000, what: "the consumer's process span" });
     expect(processed.kind).toBe("consumer");
     expect(processed.attributes).toMatchObject({ "messaging.destination.name": subject, "messaging.consumer.group.name": "notifications", "meshwork.delivery_count": 1 });
-    // Its parent is in the same trace: the request span, or the relay's publish span once wired.
-    expect(spansOf(traceId).some((s) => s.spanId === processed.parentSpanId)).toBe(true);
+    // request → the relay's PRODUCER span (a child of the context stored with the row) → the consumer's span.
+    const publish = spansOf(traceId).find((s) => s.spanId === processed.parentSpanId)!;
+    expect(publish).toMatchObject({
+      name: `publish ${subject}`,
+      kind: "producer",
+      parentSpanId: request.spanContext().spanId,
+      attributes: { "messaging.system": "nats", "messaging.destination.name": subject, "messaging.operation.type": "send" },
+    });
+    expect(publish.attributes["messaging.message.id"]).toEqual(expect.any(String));
+    // One process span per message: the consumer traces it itself.
+    expect(spansOf(traceId).filter((s) => s.kind === "consumer")).toHaveLength(1);
     const line = lines.find((l) => l.msg === "notify customer")!;
     expect(line).toMatchObject({ service: "notifications", trace_id: traceId, span_id: processed.spanId, orderId: "o-trace" });
   });

@@ -120,9 +120,11 @@ export interface ConsumedMessage {
 }
 
 /**
- * A ready-made `EventConsumerOptions.onMessage` hook: a process span per message (child of the
- * producer's trace) and `meshwork_consumer_redeliveries_total` for deliveries after the first.
- * Note: the consumer naks handler failures itself, so such a span ends OK; the redelivery shows.
+ * What mesh/events' EventConsumer wraps every message in (it applies this itself; do not pass it
+ * as `onMessage` as well, or each message gets two spans): a process span per message (child of
+ * the producer's trace, so of the relay's publish span) and `meshwork_consumer_redeliveries_total`
+ * for deliveries after the first. The consumer naks handler failures itself, so such a span ends
+ * OK; the redelivery shows.
  */
 export function eventConsumerHook(): (msg: ConsumedMessage, traceContext: Context, next: () => Promise<void>) => Promise<void> {
   return (msg, traceContext, next) => {
@@ -130,4 +132,17 @@ export function eventConsumerHook(): (msg: ConsumedMessage, traceContext: Contex
     if (deliveryCount > 1) meshMetrics.consumerRedelivery(consumer, stream);
     return traceMessagingProcess(msg.subject, traceContext, next, { messageId: msg.headers?.get("Nats-Msg-Id") || undefined, consumer, deliveryCount });
   };
+}
+
+/**
+ * Runs background work that belongs to an earlier request (a saga drive resumed by a sweep, a job
+ * started by a handler but outliving it) in an INTERNAL span `name`, a child of the trace context
+ * stored with that work (`stored.traceparent`), so its outgoing calls, events and log lines join
+ * the request's trace. Without a stored context the span starts a new trace. Errors thrown by `fn`
+ * mark the span failed and are rethrown.
+ */
+export function traceDetached<T>(name: string, stored: HeaderCarrier | undefined, fn: () => Promise<T>, attributes: Attributes = {}): Promise<T> {
+  const parent = extractTraceContext(stored);
+  const span = tracer().startSpan(name, { kind: SpanKind.INTERNAL, attributes }, parent);
+  return inSpan(span, trace.setSpan(parent, span), fn);
 }

@@ -1,5 +1,6 @@
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { trace } from "@opentelemetry/api";
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import { createServer, type Server } from "node:http";
 import { CatalogService } from "../../gen/catalog/v1/catalog_pb.js";
 import { InventoryService } from "../../gen/inventory/v1/inventory_pb.js";
@@ -22,6 +23,7 @@ import {
   type SpanRecord,
   type Telemetry,
 } from "./index.js";
+import { spanLogProcessor } from "./logging.js";
 
 let telemetry: Telemetry;
 let metricsServer: MetricsServer;
@@ -426,5 +428,44 @@ describe("gateway HTTP wrapper", () => {
     expect(spans.find((s) => s.kind === "client")!.parentSpanId).toBe(http.spanId);
     const m = await scrape();
     expect(sample(m, "http_server_requests_total", { method: "GET", route: "/v1/stock/{id}", status: "200" })).toBe(1);
+  });
+});
+
+describe("span log lines (LOG_LEVEL=debug)", () => {
+  it("one debug line per finished server, producer and consumer span, with that span's own trace and span ids", async () => {
+    const out = captured();
+    const logger = createLogger({ service: "orders", instance: "orders-1", level: "debug", destination: out });
+    const provider = new BasicTracerProvider({ spanProcessors: [spanLogProcessor(logger)] });
+    const t = provider.getTracer("span-log-test");
+    const server = t.startSpan("orders.v1.OrderService/CreateOrder", { kind: SpanKind.SERVER, attributes: { "rpc.grpc.status_code": 9 } });
+    const parent = trace.setSpan(ROOT_CONTEXT, server);
+    t.startSpan("catalog.v1.CatalogService/GetProduct", { kind: SpanKind.CLIENT }, parent).end();
+    t.startSpan("orders checkout saga", { kind: SpanKind.INTERNAL }, parent).end();
+    const publish = t.startSpan("publish orders.order_placed", { kind: SpanKind.PRODUCER }, parent);
+    publish.setStatus({ code: SpanStatusCode.ERROR, message: "broker down" });
+    publish.end();
+    t.startSpan("process orders.order_placed", { kind: SpanKind.CONSUMER }, trace.setSpan(ROOT_CONTEXT, publish)).end();
+    server.end();
+    await provider.shutdown();
+
+    const lines = out.lines();
+    const id = (s: { spanContext(): { spanId: string } }) => s.spanContext().spanId;
+    expect(lines.map((l) => [l.span, l.kind])).toEqual([
+      ["publish orders.order_placed", "producer"],
+      ["process orders.order_placed", "consumer"],
+      ["orders.v1.OrderService/CreateOrder", "server"],
+    ]);
+    for (const l of lines) expect(l).toMatchObject({ level: "debug", msg: "span", service: "orders", instance: "orders-1", trace_id: server.spanContext().traceId, duration_ms: expect.any(Number) });
+    expect(lines[0]).toMatchObject({ span_id: id(publish), parent_span_id: id(server), error: "broker down" });
+    expect(lines[1]).toMatchObject({ parent_span_id: id(publish) });
+    expect(lines[2]).toMatchObject({ span_id: id(server), code: 9 });
+    expect(lines[2].parent_span_id).toBeUndefined();
+
+    // At info nothing is written (and startTelemetry does not even install the processor).
+    const quiet = captured();
+    const infoProvider = new BasicTracerProvider({ spanProcessors: [spanLogProcessor(createLogger({ service: "orders", instance: "orders-1", level: "info", destination: quiet }))] });
+    infoProvider.getTracer("span-log-test").startSpan("x", { kind: SpanKind.SERVER }).end();
+    await infoProvider.shutdown();
+    expect(quiet.lines()).toEqual([]);
   });
 });

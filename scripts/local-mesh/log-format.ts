@@ -1,7 +1,7 @@
-// pino's numeric levels (https://getpino.io/#/docs/api?id=levels).
+// pino's numeric levels (https://getpino.io/#/docs/api?id=levels); createLogger writes the word instead.
 const LEVELS: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL" };
 // Fields every pino line carries that the prefix or the terminal already says.
-const DROP = new Set(["level", "time", "pid", "hostname", "msg", "name", "v"]);
+const DROP = new Set(["level", "time", "pid", "hostname", "msg", "name", "v", "service", "instance"]);
 // A long value (a stack, a request body) would wrap over many terminal lines; the full text stays in the service.
 const MAX_VALUE_CHARS = 300;
 
@@ -17,8 +17,8 @@ export function formatLogLine(line: string): string {
   } catch {
     return line;
   }
-  if (typeof o !== "object" || o === null || typeof o.level !== "number") return line;
-  const parts = [LEVELS[o.level] ?? `L${o.level}`];
+  if (typeof o !== "object" || o === null || (typeof o.level !== "number" && typeof o.level !== "string")) return line;
+  const parts = [typeof o.level === "string" ? o.level.toUpperCase() : (LEVELS[o.level] ?? `L${o.level}`)];
   if (typeof o.msg === "string" && o.msg !== "") parts.push(o.msg);
   for (const [k, v] of Object.entries(o)) {
     if (DROP.has(k) || v === undefined) continue;

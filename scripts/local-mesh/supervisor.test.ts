@@ -45,6 +45,7 @@ describe("restart backoff", () => {
 describe("child log lines", () => {
   it("renders pino JSON lines as one readable line and leaves other lines alone", () => {
     expect(formatLogLine('{"level":30,"time":1,"pid":2,"hostname":"h","name":"orders","msg":"saga done","orderId":"o-1","err":{"message":"boom","stack":"..."}}')).toBe("INFO saga done orderId=o-1 err=boom");
+    expect(formatLogLine('{"level":"warn","time":"2026-11-27T10:00:00.000Z","service":"orders","instance":"orders-1","msg":"slow","trace_id":"abc"}')).toBe("WARN slow trace_id=abc");
     expect(formatLogLine("[x] plain text")).toBe("[x] plain text");
     expect(formatLogLine("{not json")).toBe("{not json");
   });

@@ -1,8 +1,8 @@
 import { connect } from "nats";
-import pino from "pino";
 import { openDatabase } from "../../mesh/db/index.js";
 import { ensureStreams, SHOP_STREAMS } from "../../mesh/events/index.js";
 import { Mesh, runService } from "../../mesh/runtime/index.js";
+import { createLogger } from "../../mesh/telemetry/index.js";
 import { loadConfig } from "./config.js";
 import { notificationConsumers } from "./consumers.js";
 import { migrateNotifications } from "./data/migrations.js";
@@ -11,7 +11,7 @@ import { build } from "./server.js";
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const log = pino({ name: "notifications" });
+  const log = createLogger({ service: config.runtime.serviceName, instance: config.runtime.instanceId });
   const database = await openDatabase(config.runtime.databaseUrl);
   await migrateNotifications(database);
   // Reconnect for ever, 250 ms apart: the consumers ride out a broker restart.

@@ -48,7 +48,8 @@ beforeAll(async () => {
   payments = client(PaymentService, started[2].address);
   orders = client(OrderService, started[3].address);
   notifications = client(NotificationService, started[4].address);
-});
+  // etcd, NATS and five cold process starts: above the 60 s default on a loaded 2-core machine.
+}, 120_000);
 
 afterAll(async () => {
   for (const t of transports) t.close();

@@ -1,11 +1,11 @@
 import { connect, type NatsConnection } from "nats";
-import pino from "pino";
 import { CatalogService } from "../../gen/catalog/v1/catalog_pb.js";
 import { InventoryService } from "../../gen/inventory/v1/inventory_pb.js";
 import { PaymentService } from "../../gen/payments/v1/payments_pb.js";
 import { openDatabase } from "../../mesh/db/index.js";
 import { ensureStreams, OutboxRelay, SHOP_STREAMS, type EventConsumer } from "../../mesh/events/index.js";
 import { Mesh, runService } from "../../mesh/runtime/index.js";
+import { createLogger } from "../../mesh/telemetry/index.js";
 import { loadConfig } from "./config.js";
 import { migrateOrders } from "./data/migrations.js";
 import { paymentEventsConsumer } from "./payment-events.js";
@@ -13,7 +13,7 @@ import { build, createOrders } from "./server.js";
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const log = pino({ name: "orders" });
+  const log = createLogger({ service: config.runtime.serviceName, instance: config.runtime.instanceId });
   const database = await openDatabase(config.runtime.databaseUrl);
   await migrateOrders(database);
   const mesh = new Mesh({ etcdEndpoints: config.runtime.etcdEndpoints });

@@ -1,6 +1,7 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { ErrorReason, ErrorReasonSchema, OrderService } from "../../gen/orders/v1/orders_pb.js";
 import { errorWithReason } from "../../mesh/grpc/index.js";
+import { injectTraceHeaders } from "../../mesh/telemetry/index.js";
 import { minorOf, orderToProto } from "./convert.js";
 import {
   CheckoutFailedError,
@@ -28,7 +29,8 @@ export function routes(orders: OrdersService): ServiceImpl<typeof OrderService> 
         });
         const order = await orders.create(
           { idempotencyKey: req.idempotencyKey, customerId: req.customerId, currency: req.currencyCode, cardNumber: req.cardNumber, items },
-          { timeoutMs: ctx.timeoutMs(), signal: ctx.signal, traceparent: ctx.requestHeader.get("traceparent") ?? undefined },
+          // The saga continues this call's trace: store this server span, not the caller's.
+          { timeoutMs: ctx.timeoutMs(), signal: ctx.signal, traceparent: injectTraceHeaders().traceparent ?? ctx.requestHeader.get("traceparent") ?? undefined },
         );
         return { order: orderToProto(order) };
       });

@@ -1,6 +1,8 @@
 import { OrderService } from "../../gen/orders/v1/orders_pb.js";
 import type { Database } from "../../mesh/db/index.js";
 import { createMeshServer, service, type MeshServer } from "../../mesh/server/index.js";
+import { meshMetrics, recordEvent } from "../../mesh/telemetry/index.js";
+import { traceDetached } from "../../mesh/telemetry/messaging.js";
 import { checkoutPorts, type CheckoutClients } from "./clients.js";
 import { SqlOrderRepository } from "./data/order-repository.js";
 import { OrderChanges } from "./domain/changes.js";
@@ -31,7 +33,20 @@ export interface Orders {
 export function createOrders(deps: OrdersDeps): Orders {
   const repo = new SqlOrderRepository(deps.database, { onEventsCommitted: deps.onEventsCommitted });
   const changes = new OrderChanges();
-  const saga = new CheckoutSaga({ repo, ports: checkoutPorts(deps.clients), changes, owner: deps.instanceId, logger: deps.logger, timing: deps.timing });
+  const saga = new CheckoutSaga({
+    repo,
+    ports: checkoutPorts(deps.clients),
+    changes,
+    owner: deps.instanceId,
+    logger: deps.logger,
+    timing: deps.timing,
+    // Detached drives continue the trace of the CreateOrder call that placed the order.
+    driveScope: (order, drive) => traceDetached("orders checkout saga", { traceparent: order.traceparent }, drive, { "meshwork.order_id": order.id }),
+    onOutcome: (outcome) => {
+      meshMetrics.sagaOutcome(outcome.toLowerCase());
+      recordEvent("saga_finished", { "meshwork.saga.outcome": outcome.toLowerCase() });
+    },
+  });
   return { service: new OrdersService(repo, saga, changes), saga, repo };
 }
 

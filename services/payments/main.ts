@@ -1,6 +1,6 @@
-import pino from "pino";
 import { openDatabase } from "../../mesh/db/index.js";
 import { Mesh, runService } from "../../mesh/runtime/index.js";
+import { createLogger } from "../../mesh/telemetry/index.js";
 import { startEventRelay } from "../../mesh/events/index.js";
 import { loadConfig } from "./config.js";
 import { migratePayments } from "./data/migrations.js";
@@ -11,7 +11,7 @@ import { build } from "./server.js";
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const logger = pino({ name: config.runtime.instanceId });
+  const logger = createLogger({ service: config.runtime.serviceName, instance: config.runtime.instanceId });
   const database = await openDatabase(config.runtime.databaseUrl);
   await migratePayments(database);
   const mesh = new Mesh(config.runtime);

@@ -7,7 +7,7 @@ import { migrateOrders } from "../data/migrations.js";
 import { SqlOrderRepository } from "../data/order-repository.js";
 import { MemoryLogger } from "../testing/harness.js";
 import { OrderChanges } from "./changes.js";
-import { CheckoutSaga } from "./checkout-saga.js";
+import { CheckoutSaga, type CheckoutSagaOptions, type SagaOutcome } from "./checkout-saga.js";
 import type { Order, SagaState } from "./order.js";
 import type { CheckoutPorts, PaymentInfo } from "./ports.js";
 
@@ -92,8 +92,8 @@ describe.each(DIALECTS)("CheckoutSaga on %s", (dialect) => {
   let repo: SqlOrderRepository;
   const sagas: CheckoutSaga[] = [];
 
-  function saga(ports: CheckoutPorts, owner = `o-${randomUUID()}`): CheckoutSaga {
-    const s = new CheckoutSaga({ repo, ports, changes: new OrderChanges(), owner, logger: new MemoryLogger(), timing: TIMING });
+  function saga(ports: CheckoutPorts, owner = `o-${randomUUID()}`, extra: Partial<CheckoutSagaOptions> = {}): CheckoutSaga {
+    const s = new CheckoutSaga({ repo, ports, changes: new OrderChanges(), owner, logger: new MemoryLogger(), timing: TIMING, ...extra });
     sagas.push(s);
     return s;
   }
@@ -137,6 +137,48 @@ describe.each(DIALECTS)("CheckoutSaga on %s", (dialect) => {
     });
     expect((await repo.get(atAuthorize.id))?.failure).toMatchObject({ reason: "PAYMENT_FAILED", metadata: { cause: "interrupted" } });
     expect(ops().sort()).toEqual(["capture", "commit", "release"]);
+  });
+
+  test("every drive runs inside its order's scope (the stored trace), and each finished saga reports its outcome once", async () => {
+    const { ports, calls } = recordingPorts();
+    const scopes: { orderId: string; traceparent: string }[] = [];
+    const outcomes: [string, SagaOutcome][] = [];
+    let inScope = false;
+    const s = saga(ports, undefined, {
+      driveScope: async (o, drive) => {
+        scopes.push({ orderId: o.id, traceparent: o.traceparent });
+        inScope = true;
+        try {
+          await drive();
+        } finally {
+          inScope = false;
+        }
+      },
+      onOutcome: (outcome, o) => {
+        expect(inScope).toBe(true);
+        outcomes.push([o.id, outcome]);
+      },
+    });
+    const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const placed = order({ phase: "forward", steps: {} }, { traceparent });
+    await repo.insert(placed, s.owner, s.leaseUntil());
+    s.rememberCard(placed.id, "4242424242424242");
+    const resumed = order({ phase: "forward", steps: { validate: "done", reserve: "done", authorize: "intent" } });
+    await repo.insert(resumed, "dead", Date.now() - 1);
+    const before = calls.length;
+    await s.drive(placed.id);
+    expect(calls.length).toBeGreaterThan(before);
+    s.start();
+    await waitFor(async () => (await repo.get(resumed.id))?.status === "FAILED", { what: "the resumed saga to fail" });
+    await s.drive(placed.id); // finished: not claimed, no second outcome
+    expect(scopes).toEqual([
+      { orderId: placed.id, traceparent },
+      { orderId: resumed.id, traceparent: "" },
+    ]);
+    expect(outcomes).toEqual([
+      [placed.id, "CONFIRMED"],
+      [resumed.id, "FAILED"],
+    ]);
   });
 
   test("a live owner's saga is not driven by another process", async () => {

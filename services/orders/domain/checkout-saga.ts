@@ -51,6 +51,9 @@ const DEFAULT_TIMING: SagaTiming = {
   compensationBackoff: { initialMs: 100, maxMs: 5_000 },
 };
 
+// The statuses a finished saga leaves; an order deleted before it was placed reports nothing.
+const OUTCOMES = new Set<string>(["CONFIRMED", "FAILED", "CANCELLED"] satisfies SagaOutcome[]);
+
 // Unfinished sagas taken over per sweep: bounds the burst after a restart under load.
 const SWEEP_BATCH = 100;
 
@@ -58,6 +61,9 @@ const SWEEP_BATCH = 100;
 class DriveInterrupted extends Error {}
 
 type StepResult = { ok: true } | { ok: false; failure: Failure };
+
+/** How a saga ended: the order's final status. */
+export type SagaOutcome = "CONFIRMED" | "FAILED" | "CANCELLED";
 
 /** Options for {@link CheckoutSaga}. */
 export interface CheckoutSagaOptions {
@@ -68,6 +74,14 @@ export interface CheckoutSagaOptions {
   owner: string;
   logger: SagaLogger;
   timing?: Partial<SagaTiming>;
+  /**
+   * Runs one drive of a claimed order; default: runs it as it is. Telemetry passes a scope that
+   * continues the trace stored with the order (`order.traceparent`), so the drive's remote calls,
+   * events and log lines belong to the CreateOrder request even though the drive is detached.
+   */
+  driveScope?: (order: Order, drive: () => Promise<void>) => Promise<void>;
+  /** Called once per saga this process finishes (metrics). */
+  onOutcome?: (outcome: SagaOutcome, order: Order) => void;
 }
 
 /**
@@ -100,6 +114,8 @@ export class CheckoutSaga {
   private sweeping: Promise<void> | undefined;
   private readonly detachedDrive: (id: string) => Promise<void>;
   private readonly detachedSettle: (orderId: string, paymentId: string) => Promise<void>;
+  private readonly driveScope: (order: Order, drive: () => Promise<void>) => Promise<void>;
+  private readonly onOutcome: (outcome: SagaOutcome, order: Order) => void;
 
   constructor(opts: CheckoutSagaOptions) {
     this.repo = opts.repo;
@@ -108,6 +124,8 @@ export class CheckoutSaga {
     this.owner = opts.owner;
     this.log = opts.logger;
     this.t = { ...DEFAULT_TIMING, ...opts.timing };
+    this.driveScope = opts.driveScope ?? ((_order, drive) => drive());
+    this.onOutcome = opts.onOutcome ?? (() => undefined);
     // Bound to the async context of construction (no request): drives started from a handler do
     // not inherit its deadline or cancellation.
     this.detachedDrive = AsyncResource.bind((id: string) => this.runDrive(id));
@@ -163,12 +181,19 @@ export class CheckoutSaga {
   private async runDrive(id: string): Promise<void> {
     let order: Order | undefined;
     try {
-      order = await this.repo.claim(id, this.owner, this.leaseUntil(), Date.now());
-      if (!order) return; // finished, or driven by another live process
-      while (order && order.saga.phase !== "finished") {
-        this.checkRunning();
-        order = order.saga.phase === "forward" ? await this.forward(order) : await this.compensate(order);
-      }
+      const claimed = await this.repo.claim(id, this.owner, this.leaseUntil(), Date.now());
+      if (!claimed) return; // finished, or driven by another live process
+      order = claimed;
+      await this.driveScope(claimed, async () => {
+        while (order && order.saga.phase !== "finished") {
+          this.checkRunning();
+          order = order.saga.phase === "forward" ? await this.forward(order) : await this.compensate(order);
+        }
+        if (order?.saga.phase === "finished" && OUTCOMES.has(order.status)) {
+          this.log.info({ orderId: order.id, status: order.status }, "checkout saga finished");
+          this.onOutcome(order.status as SagaOutcome, order);
+        }
+      });
     } catch (err) {
       if (!(err instanceof DriveInterrupted)) this.log.error({ err, orderId: id }, "saga drive failed; the sweep resumes it");
     } finally {

@@ -28,7 +28,9 @@ export async function spawnService(etcd: Etcd3, serviceName: string, mainPath: s
         const values = Object.values(await etcd.getAll().prefix(servicePrefix(serviceName)).strings());
         return values.find((v) => parseInstance(v).instance === instanceId);
       },
-      { timeoutMs: 30_000, what: `${serviceName} registration` },
+      // 90 s, the local mesh's own start budget: five cold tsx starts in parallel took 32–37 s on
+      // the shared 2-core machine (load ~15); an exit is reported at once anyway.
+      { timeoutMs: 90_000, what: `${serviceName} registration` },
     );
     const instance = parseInstance(raw);
     return { proc, address: `${instance.address}:${instance.port}` };
