@@ -20,6 +20,8 @@ export interface DeadlineOptions {
 export interface RequestInfo {
   requestId: string;
   clientAddress: string;
+  /** Told the verified caller's subject, for the access log and the request's span. */
+  trace?: { setSubject(subject: string): void };
 }
 
 /** Context key carrying {@link RequestInfo} into connect-node handlers. */
@@ -85,6 +87,7 @@ export class GatewayCore {
       const err = ConnectError.from(e, Code.Unauthenticated);
       throw new ConnectError(err.rawMessage, err.code, { "www-authenticate": token === undefined ? 'Bearer realm="meshwork"' : 'Bearer realm="meshwork", error="invalid_token"' });
     }
+    if (identity) info.trace?.setSubject(identity.subject);
     this.charge(identity ? `sub:${identity.subject}` : `addr:${info.clientAddress}`);
     if (identity && !route.public) requireScopes(identity, route.scopes, route.rpcPath);
     const out: Record<string, string> = { "x-request-id": info.requestId };

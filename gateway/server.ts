@@ -13,6 +13,9 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { IdentityKey } from "../mesh/auth/index.js";
+import { Health, HealthState, healthService, ServingStatus } from "../mesh/server/health.js";
+import { traceHttpRequests, type HttpRequestTrace } from "../mesh/telemetry/http-tracing.js";
+import type { Logger } from "../mesh/telemetry/index.js";
 import { TokenVerifier, type JwtOptions } from "./auth.js";
 import { CONFIG_DEFAULTS, type GatewayConfig } from "./config.js";
 import { grpcErrorHeaders, jsonErrorResponse, publicError } from "./errors.js";
@@ -41,7 +44,13 @@ export interface GatewayDeps {
   services?: readonly DescService[];
   /** SSE heartbeat comment interval (default 15 s). */
   sseHeartbeatMs?: number;
-  logger?: { error(obj: object, msg?: string): void };
+  /**
+   * Unexpected failures at error level, and one access-log line per request (info; 5xx at error)
+   * unless `accessLog` is false. Every request gets a server span and HTTP metrics regardless.
+   */
+  logger?: Logger;
+  /** One access-log line per request when a logger is given (default true). */
+  accessLog?: boolean;
 }
 
 /** An unstarted gateway server. */
@@ -54,6 +63,8 @@ export interface Gateway {
   readonly methods: readonly GatewayMethod[];
   /** Requests served so far by each path (for metrics, and for tests that prove which path ran). */
   readonly served: { fast: number; connect: number; sse: number };
+  /** `grpc.health.v1.Health` of the gateway (also behind `/healthz`): SERVING once listening, NOT_SERVING for good once draining. */
+  readonly health: HealthState;
 }
 
 // Chromium caps preflight caching at 2 h; asking for more changes nothing.
@@ -73,7 +84,6 @@ const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 // Per-connection concurrency for HTTP/2 clients; grpc-js and browsers queue beyond it.
 const H2_MAX_CONCURRENT_STREAMS = 1000;
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const JSON_CT = /^application\/json(?:;\s*charset=utf-8)?$/i;
 const PROTO_CT = /^application\/proto$/i;
 const ENCODINGS = new Set(["identity", "gzip", "br"]);
@@ -112,7 +122,8 @@ export function build(deps: GatewayDeps): Gateway {
   const heartbeatMs = deps.sseHeartbeatMs ?? SSE_HEARTBEAT_MS;
   const corsAny = deps.corsOrigins?.includes("*") ?? false;
   const corsOrigins = new Set(deps.corsOrigins ?? []);
-  const log = deps.logger ?? { error: () => undefined };
+  const log = deps.logger;
+  const health = new HealthState();
   const shutdown = new AbortController();
   // connect-node and the SSE path add one listener per call in flight to this signal; hundreds of
   // concurrent calls are normal, not a leak.
@@ -146,25 +157,35 @@ export function build(deps: GatewayDeps): Gateway {
   for (const [desc, impl] of reflectionServices(deps.services ?? GATEWAY_SERVICES, { exposeMethod: (m) => exposedPaths.has(`/${m.parent.typeName}/${m.name}`) })) {
     router.service(desc, impl as never);
   }
+  router.service(Health, healthService(health));
   const byPath = new Map(methods.map((m) => [m.rpcPath, m]));
-  const rpcs = new Map<string, { handler: UniversalHandler; route?: GatewayMethod }>();
-  for (const h of router.handlers) rpcs.set(h.requestPath, { handler: h, route: byPath.get(h.requestPath) });
+  const rpcs = new Map<string, { handler: UniversalHandler; route?: GatewayMethod; rpc: { system: string; service: string; method: string } }>();
+  for (const h of router.handlers) {
+    rpcs.set(h.requestPath, { handler: h, route: byPath.get(h.requestPath), rpc: { system: "connect_rpc", service: h.service.typeName, method: h.method.name } });
+  }
   const openapi = JSON.stringify(openApiDocument(methods));
 
-  const handle = (req: Req, res: Res) => {
-    serve(req, res).catch((e: unknown) => {
-      if (e instanceof HttpError) return sendError(res, e.status, e.error, e.headers);
-      const err = publicError(e);
-      if (err.code === Code.Internal) log.error({ err: e, url: req.url }, "gateway request failed");
-      if (!res.headersSent) sendJsonError(res, err);
-      else res.destroy();
-    });
-  };
+  // The span, request id, metrics and access line of every request come from the wrapper; serve()
+  // names the route once it has matched it.
+  const handle = traceHttpRequests<Req, Res>(
+    (req, res, t) => {
+      serve(req, res, t).catch((e: unknown) => {
+        if (e instanceof HttpError) return sendError(res, e.status, e.error, e.headers);
+        const err = publicError(e);
+        if (err.code === Code.Internal) {
+          t.recordError(e);
+          log?.error({ err: e, url: req.url }, "gateway request failed");
+        }
+        if (!res.headersSent) sendJsonError(res, err);
+        else res.destroy();
+      });
+    },
+    // Generated ids are UUIDs, not the trace id: a client may send the same traceparent twice.
+    { logger: deps.accessLog === false ? undefined : log, newRequestId: randomUUID },
+  );
 
-  async function serve(req: Req, res: Res): Promise<void> {
-    const incomingId = req.headers["x-request-id"];
-    const requestId = typeof incomingId === "string" && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
-    res.setHeader("x-request-id", requestId);
+  async function serve(req: Req, res: Res, t: HttpRequestTrace): Promise<void> {
+    const requestId = t.requestId;
     const origin = req.headers.origin;
     if (origin !== undefined) {
       const allowed = corsAny || corsOrigins.has(origin);
@@ -182,15 +203,20 @@ export function build(deps: GatewayDeps): Gateway {
     const query = q < 0 ? "" : url.slice(q + 1);
     const contentType = req.headers["content-type"] ?? "";
     const grpc = contentType.startsWith("application/grpc");
-    const info: RequestInfo = { requestId, clientAddress: req.socket?.remoteAddress ?? "unknown" };
+    const info: RequestInfo = { requestId, clientAddress: req.socket?.remoteAddress ?? "unknown", trace: t };
 
     const rpc = rpcs.get(path);
-    if (rpc) return serveRpc(req, res, rpc.handler, rpc.route, contentType, grpc, info);
+    if (rpc) {
+      t.setRoute(path, grpc ? { ...rpc.rpc, system: contentType.startsWith("application/grpc-web") ? "grpc_web" : "grpc" } : rpc.rpc);
+      return serveRpc(req, res, rpc.handler, rpc.route, contentType, grpc, info);
+    }
     if (grpc) return sendGrpcError(res, new ConnectError(`no method ${path.slice(0, 200)}`, Code.Unimplemented), contentType);
     if (path === "/openapi.json" || path === "/healthz") {
+      t.setRoute(path);
       if (req.method !== "GET") throw methodNotAllowed(req.method, path, ["GET"]);
-      const body = path === "/healthz" ? '{"status":"SERVING"}' : openapi;
-      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+      const serving = path === "/openapi.json" || health.get("") === ServingStatus.SERVING;
+      const body = path === "/openapi.json" ? openapi : `{"status":"${serving ? "SERVING" : "NOT_SERVING"}"}`;
+      res.writeHead(serving ? 200 : 503, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
       res.end(body);
       return;
     }
@@ -200,7 +226,10 @@ export function build(deps: GatewayDeps): Gateway {
     } catch {
       throw new HttpError(400, new ConnectError("malformed percent-encoding in the path", Code.InvalidArgument));
     }
-    if (match.kind === "found") return serveRest(req, res, match.route, match.params, query, info);
+    if (match.kind === "found") {
+      t.setRoute(match.route.rest!.template);
+      return serveRest(req, res, match.route, match.params, query, info);
+    }
     if (match.kind === "method-not-allowed") throw methodNotAllowed(req.method, path, match.allow);
     throw new HttpError(404, new ConnectError(`no route for ${String(req.method).slice(0, 16)} ${path.slice(0, 200)}`, Code.Unimplemented));
   }
@@ -419,16 +448,19 @@ export function build(deps: GatewayDeps): Gateway {
   return {
     methods,
     served,
+    health,
     listen(port = 0, host = "127.0.0.1") {
       return new Promise((resolve, reject) => {
         listener.once("error", reject);
         listener.listen(port, host, () => {
           listener.off("error", reject);
+          health.setAll(ServingStatus.SERVING);
           resolve((listener.address() as net.AddressInfo).port);
         });
       });
     },
     async close() {
+      health.shutdown();
       shutdown.abort(new ConnectError("gateway shutting down", Code.Unavailable));
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       for (const s of sessions) s.destroy();

@@ -1,9 +1,10 @@
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type TextMapGetter } from "@opentelemetry/api";
+import { context, isSpanContextValid, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type TextMapGetter } from "@opentelemetry/api";
+import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { logAccess, type Logger } from "./logging.js";
+import type { Logger } from "./logging.js";
 import { meshMetrics } from "./metrics.js";
-import { tracer } from "./rpc-tracing.js";
+import { ATTR, tracer } from "./rpc-tracing.js";
 
 /** Options for {@link traceHttpRequests}. */
 export interface HttpTracingOptions {
@@ -12,9 +13,26 @@ export interface HttpTracingOptions {
   /**
    * The route of a request from a bounded set (e.g. "/catalog.v1.CatalogService/GetProduct" or
    * "/v1/products/{id}"), for the span name and metric labels; undefined = "unmatched". Never the
-   * raw path: ids and fuzzed URLs would explode the series count.
+   * raw path: ids and fuzzed URLs would explode the series count. A handler that matches routes
+   * itself calls {@link HttpRequestTrace.setRoute} instead.
    */
   route?: (req: IncomingMessage | Http2ServerRequest) => string | undefined;
+  /** The request id when the caller sent none (or an unsafe one); default the trace id (a UUID when tracing is off). */
+  newRequestId?: () => string;
+}
+
+/** What the handler may tell the wrapper about its request (the third argument of the handler). */
+export interface HttpRequestTrace {
+  /** The request id: echoed in `x-request-id`, logged, and meant to be forwarded. */
+  readonly requestId: string;
+  /** Trace id of the server span; "" when tracing is off. */
+  readonly traceId: string;
+  /** Names the route once the handler has matched it: span name, `http.route`, metric label, access log. */
+  setRoute(route: string, rpc?: { system: string; service: string; method: string }): void;
+  /** The authenticated caller: `enduser.id` on the span and `subject` in the access log. */
+  setSubject(subject: string): void;
+  /** An unexpected failure behind a 5xx: recorded on the span as an exception. */
+  recordError(err: unknown): void;
 }
 
 const nodeHeadersGetter: TextMapGetter<IncomingHttpHeaders> = {
@@ -28,49 +46,127 @@ const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
 
+/** Per-request state; one object per request instead of several closures. */
+class RequestTrace implements HttpRequestTrace {
+  route: string | undefined;
+  subject: string | undefined;
+  private done = false;
+
+  constructor(
+    readonly requestId: string,
+    readonly traceId: string,
+    private readonly span: Span,
+    private readonly method: string,
+    private readonly path: string,
+    private readonly started: number,
+    private readonly res: Res,
+    private readonly logger: Logger | undefined,
+  ) {}
+
+  setRoute(route: string, rpc?: { system: string; service: string; method: string }): void {
+    this.route = route;
+    if (!this.span.isRecording()) return;
+    this.span.updateName(`${this.method} ${route}`);
+    this.span.setAttribute("http.route", route);
+    if (rpc) this.span.setAttributes({ [ATTR.rpcSystem]: rpc.system, [ATTR.rpcService]: rpc.service, [ATTR.rpcMethod]: rpc.method });
+  }
+
+  setSubject(subject: string): void {
+    this.subject = subject;
+    this.span.setAttribute("enduser.id", subject);
+  }
+
+  recordError(err: unknown): void {
+    if (err instanceof Error) this.span.recordException(err);
+  }
+
+  /** `sent`: the response was handed to the OS; otherwise the connection went away first (499). */
+  finish(sent: boolean): void {
+    if (this.done) return;
+    this.done = true;
+    const durationMs = performance.now() - this.started;
+    const status = sent ? this.res.statusCode : 499;
+    const route = this.route ?? "unmatched";
+    const span = this.span;
+    span.setAttribute("http.response.status_code", status);
+    if (status >= 500) {
+      // HTTP server convention: only 5xx is the server's failure; error.type is the status code.
+      span.setAttribute("error.type", String(status));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.end();
+    meshMetrics.httpRequest(this.method, route, status, durationMs);
+    const logger = this.logger;
+    if (!logger) return;
+    const sc = span.spanContext();
+    const line = {
+      method: this.method,
+      route,
+      path: this.path,
+      status,
+      duration_ms: Math.round(durationMs * 1000) / 1000,
+      request_id: this.requestId,
+      ...(this.traceId ? { trace_id: this.traceId, span_id: sc.spanId } : {}),
+      ...(this.subject !== undefined ? { subject: this.subject } : {}),
+    };
+    // 5xx at error level, everything else at info (4xx are the client's problem; a fuzzer must
+    // not flood the warn level).
+    if (status >= 500) logger.error(line, "access");
+    else logger.info(line, "access");
+  }
+}
+
 /**
- * Wraps a node:http / node:http2 request listener (the gateway's Connect adapter) with a SERVER
- * span per request (continuing an incoming `traceparent`), the `x-request-id` response header (the
- * caller's if safe, else the trace id), `http_server_requests_total` /
- * `http_server_duration_seconds`, and an access-log line. The handler runs inside the span, so
- * the mesh calls it makes are child spans and its log lines carry the trace id. A response closed
- * before it was sent counts as 499 (client gone).
+ * Wraps a node:http / node:http2 request listener (the gateway) with a SERVER span per request
+ * following the OpenTelemetry HTTP server conventions (continuing an incoming `traceparent`), the
+ * `x-request-id` response header (the caller's if safe, else {@link HttpTracingOptions.newRequestId}),
+ * `http_server_requests_total` / `http_server_duration_seconds` by route and status, and one
+ * access-log line (`msg: "access"`: method, route, path, status, duration_ms, request_id,
+ * trace_id, span_id, subject). The handler runs inside the span, so the mesh calls it makes are
+ * child spans and its log lines carry the trace id; its third argument lets it name the route and
+ * the caller. A response closed before it was sent counts as 499 (client gone). With a sampler
+ * that drops the trace, the span is a no-op but metrics and the access line are still written.
  */
-export function traceHttpRequests<Q extends Req, S extends Res>(handler: (req: Q, res: S) => void, opts: HttpTracingOptions = {}): (req: Q, res: S) => void {
+export function traceHttpRequests<Q extends Req, S extends Res>(
+  handler: (req: Q, res: S, trace: HttpRequestTrace) => void,
+  opts: HttpTracingOptions = {},
+): (req: Q, res: S) => void {
+  const logger = opts.logger;
   return (req, res) => {
     const started = performance.now();
     const method = req.method ?? "GET";
-    const path = (req.url ?? "/").split("?")[0];
-    const route = opts.route?.(req);
-    const parent = propagation.extract(ROOT_CONTEXT, req.headers, nodeHeadersGetter);
-    const span = tracer().startSpan(route ? `${method} ${route}` : method, {
-      kind: SpanKind.SERVER,
-      attributes: { "http.request.method": method, "url.path": path, ...(route ? { "http.route": route } : {}) },
-    }, parent);
-    const traceId = span.spanContext().traceId;
-    const incoming = req.headers["x-request-id"];
-    const requestId = typeof incoming === "string" && SAFE_REQUEST_ID.test(incoming) ? incoming : traceId;
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
+    const headers = req.headers;
+    const parent = headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, headers, nodeHeadersGetter);
+    const span = tracer().startSpan(method, { kind: SpanKind.SERVER, attributes: { "http.request.method": method, "url.path": path } }, parent);
+    if (span.isRecording()) {
+      const attrs: Attributes = {
+        "url.scheme": "http",
+        "network.protocol.version": req.httpVersionMajor === 2 ? "2" : "1.1",
+        "client.address": req.socket?.remoteAddress ?? "",
+      };
+      const ua = headers["user-agent"];
+      if (ua !== undefined) attrs["user_agent.original"] = ua;
+      span.setAttributes(attrs);
+    }
+    const sc = span.spanContext();
+    const traceId = isSpanContextValid(sc) ? sc.traceId : "";
+    const incoming = headers["x-request-id"];
+    const requestId = typeof incoming === "string" && SAFE_REQUEST_ID.test(incoming) ? incoming : (opts.newRequestId?.() ?? (traceId || randomUUID()));
     res.setHeader("x-request-id", requestId);
-    let done = false;
-    const finish = (sent: boolean) => {
-      if (done) return;
-      done = true;
-      const durationMs = performance.now() - started;
-      const status = sent ? res.statusCode : 499;
-      span.setAttribute("http.response.status_code", status);
-      if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-      span.end();
-      meshMetrics.httpRequest(method, route ?? "unmatched", status, durationMs);
-      if (opts.logger) logAccess(opts.logger, { method, path, status, durationMs, requestId, traceId });
-    };
+    const t = new RequestTrace(requestId, traceId, span, method, path, started, res, logger);
+    const route = opts.route?.(req);
+    if (route !== undefined) t.setRoute(route);
     // "finish": the response was handed to the OS; "close" first: the connection went away before.
-    res.once("finish", () => finish(true));
-    res.once("close", () => finish(false));
+    res.once("finish", () => t.finish(true));
+    res.once("close", () => t.finish(false));
     context.with(trace.setSpan(parent, span), () => {
       try {
-        handler(req, res);
+        handler(req, res, t);
       } catch (e) {
-        if (e instanceof Error) span.recordException(e);
+        t.recordError(e);
         if (!res.headersSent) res.statusCode = 500;
         res.end();
       }

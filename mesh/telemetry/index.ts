@@ -40,8 +40,8 @@ export {
 } from "./metrics.js";
 export { RollingStats, WINDOW_MINUTES, type SummaryEntry, type CallKind } from "./rolling-stats.js";
 export { startMetricsServer, type MetricsServer, type MetricsServerOptions } from "./metrics-server.js";
-export { createLogger, logAccess, traceFields, spanLogProcessor, type Logger, type LoggerOptions, type AccessLogEntry } from "./logging.js";
-export { traceHttpRequests, type HttpTracingOptions } from "./http-tracing.js";
+export { createLogger, traceFields, spanLogProcessor, type Logger, type LoggerOptions } from "./logging.js";
+export { traceHttpRequests, type HttpTracingOptions, type HttpRequestTrace } from "./http-tracing.js";
 export {
   injectTraceHeaders,
   extractTraceContext,

@@ -46,34 +46,6 @@ export function createLogger(opts: LoggerOptions): Logger {
   return opts.destination ? pino(options, opts.destination) : pino(options);
 }
 
-/** One request as the access log records it. */
-export interface AccessLogEntry {
-  method: string;
-  path: string;
-  status: number;
-  durationMs: number;
-  requestId?: string;
-  traceId?: string;
-}
-
-/**
- * Writes one access-log line (`msg: "access"`): method, path, status, duration_ms, request_id,
- * trace_id. 5xx at error level, everything else at info (4xx are the client's problem; a fuzzer
- * must not flood the warn level).
- */
-export function logAccess(logger: Logger, e: AccessLogEntry): void {
-  const line = {
-    method: e.method,
-    path: e.path,
-    status: e.status,
-    duration_ms: Math.round(e.durationMs * 1000) / 1000,
-    ...(e.requestId ? { request_id: e.requestId } : {}),
-    ...(e.traceId ? { trace_id: e.traceId } : {}),
-  };
-  if (e.status >= 500) logger.error(line, "access");
-  else logger.info(line, "access");
-}
-
 // Spans that stand for one unit of work a process did for a request: a call served, a message
 // published or processed. Client and internal spans would only repeat what these say.
 const LOGGED_KINDS: Record<number, string> = { [SpanKind.SERVER]: "server", [SpanKind.PRODUCER]: "producer", [SpanKind.CONSUMER]: "consumer" };
