@@ -193,6 +193,14 @@ describe("the gateway as a mesh process", () => {
     expect(entries[0]).toMatchObject({ service: "gateway", instance: "gw-test-1", port: running.port, metadata: { metrics: running.metricsAddress } });
     const health = createClient(Health, createGrpcTransport({ baseUrl: `http://${entries[0].address}:${entries[0].port}` }));
     expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    // Probes are counted but neither traced nor logged at info (the console polls them every second).
+    const HEALTH_ROUTE = "/grpc.health.v1.Health/Check";
+    await waitFor(
+      async () => (sample(await (await fetch(`http://${running.metricsAddress}/metrics`)).text(), "http_server_requests_total", { route: HEALTH_ROUTE }) ?? 0) >= 1,
+      { what: "the health check counted", timeoutMs: 5_000 },
+    );
+    expect(telemetry.recentSpans().filter((s) => s.name.includes("grpc.health.v1.Health"))).toEqual([]);
+    expect(log.lines().filter((l) => l.msg === "access" && String(l.path).includes("grpc.health.v1.Health"))).toEqual([]);
     const summary = (await (await fetch(`http://${running.metricsAddress}/metrics/summary`)).json()) as { service: string };
     expect(summary.service).toBe("gateway");
   });
@@ -219,7 +227,16 @@ describe("gateway/main.ts", () => {
       expect(instance.metadata.metrics).toMatch(/:\d+$/);
       const res = await fetch(`http://${instance.address}:${instance.port}/healthz`);
       expect(res.status).toBe(200);
+      // A probe logs at debug only; an ordinary request gets its info access line.
+      expect((await fetch(`http://${instance.address}:${instance.port}/openapi.json`)).status).toBe(200);
       await waitFor(() => /"msg":"access"/.test(proc.output()), { what: "an access line on stdout", timeoutMs: 5_000 });
+      const accessPaths = proc
+        .output()
+        .split("\n")
+        .filter((l) => l.startsWith("{") && l.includes('"msg":"access"'))
+        .map((l) => (JSON.parse(l) as { path: string }).path);
+      expect(accessPaths).toContain("/openapi.json");
+      expect(accessPaths).not.toContain("/healthz");
       const metrics = await (await fetch(`http://${instance.metadata.metrics}/metrics`)).text();
       expect(sample(metrics, "http_server_requests_total", { route: "/healthz", status: "200" })).toBe(1);
       proc.proc.kill("SIGTERM");

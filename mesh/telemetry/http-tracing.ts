@@ -1,4 +1,4 @@
-import { context, isSpanContextValid, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type TextMapGetter } from "@opentelemetry/api";
+import { context, INVALID_SPAN_CONTEXT, isSpanContextValid, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type TextMapGetter } from "@opentelemetry/api";
 import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
@@ -40,6 +40,11 @@ const nodeHeadersGetter: TextMapGetter<IncomingHttpHeaders> = {
   keys: (h) => Object.keys(h),
 };
 
+// Health probes (the console polls every instance, kubelet every few seconds) are not traced and
+// log their access line at debug: one trace and one info line per poll would push real requests
+// out of every recent-traces view and flood the log. They are still counted in the metrics.
+const HEALTH_PATH = /^\/(?:healthz$|grpc\.health\.v1\.Health\/)/;
+
 // Accept a caller's request id only if it is short and plain: it is echoed and logged.
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -61,6 +66,7 @@ class RequestTrace implements HttpRequestTrace {
     private readonly started: number,
     private readonly res: Res,
     private readonly logger: Logger | undefined,
+    private readonly probe: boolean,
   ) {}
 
   setRoute(route: string, rpc?: { system: string; service: string; method: string }): void {
@@ -112,6 +118,7 @@ class RequestTrace implements HttpRequestTrace {
     // 5xx at error level, everything else at info (4xx are the client's problem; a fuzzer must
     // not flood the warn level).
     if (status >= 500) logger.error(line, "access");
+    else if (this.probe) logger.debug(line, "access");
     else logger.info(line, "access");
   }
 }
@@ -126,6 +133,7 @@ class RequestTrace implements HttpRequestTrace {
  * child spans and its log lines carry the trace id; its third argument lets it name the route and
  * the caller. A response closed before it was sent counts as 499 (client gone). With a sampler
  * that drops the trace, the span is a no-op but metrics and the access line are still written.
+ * Health probes (`/healthz`, `grpc.health.v1.Health`) get no span and an access line at debug.
  */
 export function traceHttpRequests<Q extends Req, S extends Res>(
   handler: (req: Q, res: S, trace: HttpRequestTrace) => void,
@@ -139,8 +147,11 @@ export function traceHttpRequests<Q extends Req, S extends Res>(
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
     const headers = req.headers;
+    const probe = HEALTH_PATH.test(path);
     const parent = headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, headers, nodeHeadersGetter);
-    const span = tracer().startSpan(method, { kind: SpanKind.SERVER, attributes: { "http.request.method": method, "url.path": path } }, parent);
+    const span = probe
+      ? trace.wrapSpanContext(INVALID_SPAN_CONTEXT)
+      : tracer().startSpan(method, { kind: SpanKind.SERVER, attributes: { "http.request.method": method, "url.path": path } }, parent);
     if (span.isRecording()) {
       const attrs: Attributes = {
         "url.scheme": "http",
@@ -156,7 +167,7 @@ export function traceHttpRequests<Q extends Req, S extends Res>(
     const incoming = headers["x-request-id"];
     const requestId = typeof incoming === "string" && SAFE_REQUEST_ID.test(incoming) ? incoming : (opts.newRequestId?.() ?? (traceId || randomUUID()));
     res.setHeader("x-request-id", requestId);
-    const t = new RequestTrace(requestId, traceId, span, method, path, started, res, logger);
+    const t = new RequestTrace(requestId, traceId, span, method, path, started, res, logger, probe);
     const route = opts.route?.(req);
     if (route !== undefined) t.setRoute(route);
     // "finish": the response was handed to the OS; "close" first: the connection went away before.
