@@ -3,7 +3,7 @@ import type { SummaryEntry } from "../mesh/telemetry/rolling-stats.js";
 import type { SpanRecord } from "../mesh/telemetry/span-ring.js";
 import { clientStats, combineStats, History, methodStats } from "./aggregate.js";
 import { instanceGauges, parsePrometheusText, parseSampleLine } from "./prometheus.js";
-import { rootSpan, summarizeTrace, TraceStore } from "./traces.js";
+import { isHealthProbe, rootSpan, summarizeTrace, TraceStore } from "./traces.js";
 import { layoutWaterfall } from "./waterfall.js";
 
 // What mesh/telemetry serves for a caller with a breaker and an outbox (abridged, real format).
@@ -185,6 +185,20 @@ describe("trace grouping", () => {
     store.add([span({ traceId: "old", start: 1_050, end: 1_060 })]);
     expect(store.size).toBe(2);
     expect(store.get("old")).toBeUndefined();
+  });
+
+  test("untraced health probes are left out; a health check inside a traced request is kept", () => {
+    const store = new TraceStore();
+    const grpcProbe = span({ traceId: "probe-grpc", start: 10, end: 11, name: "grpc.health.v1.Health/Check", kind: "server", attributes: { "rpc.service": "grpc.health.v1.Health", "rpc.method": "Check" } });
+    const gatewayProbe = span({ traceId: "probe-gw", start: 10, end: 11, name: "POST /grpc.health.v1.Health/Check", kind: "server", attributes: { "url.path": "/grpc.health.v1.Health/Check" } });
+    const healthz = span({ traceId: "probe-healthz", start: 10, end: 11, name: "GET", kind: "server", attributes: { "url.path": "/healthz" } });
+    const route = span({ traceId: "route", start: 10, end: 11, name: "GET /v1/healthz-report", kind: "server", attributes: { "url.path": "/v1/healthz-report" } });
+    const inRequest = { ...grpcProbe, traceId: "request", parentSpanId: "caller" };
+    expect([grpcProbe, gatewayProbe, healthz, route, inRequest].map(isHealthProbe)).toEqual([true, true, true, false, false]);
+    expect(store.add([grpcProbe, gatewayProbe, healthz])).toBe(false);
+    expect(store.size).toBe(0);
+    store.add([route, inRequest]);
+    expect(store.list().map((t) => t.traceId).sort()).toEqual(["request", "route"]);
   });
 
   test("the root is the earliest span without a parent in the trace; any error marks the trace", () => {

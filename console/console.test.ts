@@ -1,21 +1,19 @@
 /**
  * The console end to end: real etcd, three real traced service processes (catalog → inventory ×2),
- * the console on port 0, and Debian's Chromium driving the page.
+ * the console on port 0, and Debian's Chromium driving the page. The trace waterfall of a real
+ * checkout (and the README's screenshot) is proven against the whole local mesh in
+ * tests/e2e/checkout-trace.test.ts.
  */
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { get, type IncomingMessage } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Etcd3 } from "etcd3";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { CatalogService } from "../gen/catalog/v1/catalog_pb.js";
 import { createEtcdClient } from "../mesh/etcd/client.js";
 import { startEtcd, startProcess, tsxArgs, waitFor, type EtcdServer, type ManagedProcess } from "../mesh/infra/index.js";
 import { instanceKey } from "../mesh/registry/index.js";
-import { Mesh } from "../mesh/runtime/index.js";
 import { build, type ConsoleServer } from "./server.js";
-import type { ConsoleState, TraceDetail } from "./model.js";
+import type { ConsoleState } from "./model.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
@@ -27,13 +25,11 @@ const fixture = join(__dirname, "fixtures/mesh-service.ts");
 
 let etcd: EtcdServer;
 let etcdClient: Etcd3;
-let mesh: Mesh;
 let consoleServer: ConsoleServer;
 let baseUrl: string;
 let browser: Browser;
 let page: Page;
 const procs = new Map<string, ManagedProcess>();
-let load: { stop(): Promise<void> } | undefined;
 
 function startService(service: "catalog" | "inventory", instance: string, env: Record<string, string> = {}): Promise<void> {
   const proc = startProcess(process.execPath, tsxArgs(fixture), {
@@ -64,7 +60,6 @@ beforeAll(async () => {
     startService("inventory", "inventory-2", { MESHWORK_VERSION: "1.4.0" }),
   ]);
   etcdClient = createEtcdClient(etcd.endpoint);
-  mesh = new Mesh({ etcdEndpoints: [etcd.endpoint] });
   consoleServer = build({ etcd: etcdClient, pollIntervalMs: POLL_MS, meshName: "test-mesh" });
   baseUrl = `http://127.0.0.1:${await consoleServer.listen(0)}`;
   browser = await launching;
@@ -73,10 +68,8 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await load?.stop();
   await browser?.close();
   await consoleServer?.close();
-  await mesh?.close();
   etcdClient?.close();
   await Promise.all([...procs.values()].map((p) => p.kill()));
   await etcd?.stop();
@@ -127,72 +120,6 @@ test("lists every service with its instances, all SERVING", async () => {
     ["catalog", ["SERVING"]],
     ["inventory", ["SERVING", "SERVING"]],
   ]);
-});
-
-test("a call catalog → inventory shows up as a trace whose waterfall nests client and server spans", async () => {
-  const catalog = mesh.client(CatalogService);
-  // Background calls give the sparklines something to draw and the trace list some neighbours.
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      await catalog.getProduct({ id: "sku-bg" }).catch(() => undefined);
-      // ~20 calls/s: a visible rate without crowding the 2-core machine.
-      await new Promise((r) => setTimeout(r, 40));
-    }
-  })();
-  load = {
-    async stop() {
-      running = false;
-      await loop;
-    },
-  };
-  // The test's own trace id, sent as the caller's context: the catalog server span continues it.
-  const traceId = randomBytes(16).toString("hex");
-  const callerSpanId = randomBytes(8).toString("hex");
-  await catalog.getProduct({ id: "sku-1" }, { headers: { traceparent: `00-${traceId}-${callerSpanId}-01` } });
-
-  const row = page.locator(`[data-testid="trace-row"][data-trace-id="${traceId}"]`);
-  await row.waitFor({ timeout: 10_000 });
-  await row.click();
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid="waterfall"] [data-testid="span-bar"]').length === 3, undefined, { timeout: 10_000 });
-  const bars = await page.locator('[data-testid="waterfall"] [data-testid="span-bar"]').evaluateAll((els) =>
-    els.map((e) => ({
-      span: e.getAttribute("data-span-id"),
-      parent: e.getAttribute("data-parent-span-id"),
-      depth: Number(e.getAttribute("data-depth")),
-      service: e.getAttribute("data-service"),
-      kind: e.getAttribute("data-kind"),
-      status: e.getAttribute("data-status"),
-      name: e.querySelector(".span-name")?.textContent,
-    })),
-  );
-  expect(bars.map(({ depth, service, kind, name }) => ({ depth, service, kind, name }))).toEqual([
-    { depth: 0, service: "catalog", kind: "server", name: "CatalogService/GetProduct" },
-    { depth: 1, service: "catalog", kind: "client", name: "InventoryService/GetStock" },
-    { depth: 2, service: "inventory", kind: "server", name: "InventoryService/GetStock" },
-  ]);
-  expect(bars[0].parent).toBe(callerSpanId);
-  expect(bars[1].parent).toBe(bars[0].span);
-  expect(bars[2].parent).toBe(bars[1].span);
-  expect(bars.every((b) => b.status !== "error")).toBe(true);
-
-  const { status, body } = await getJson<TraceDetail>(`/api/traces/${traceId}`);
-  expect(status).toBe(200);
-  expect(body.services).toEqual(["catalog", "inventory"]);
-  expect(body.waterfall.rows.map((r) => r.depth)).toEqual([0, 1, 2]);
-  expect((await getJson(`/api/traces/${"0".repeat(32)}`)).status).toBe(404);
-  expect((await getJson("/api/traces/not-a-trace")).status).toBe(400);
-
-  // A few polls of load so every sparkline has points, then the picture.
-  await page.waitForFunction(() => Number(document.querySelector('[data-testid="stat-p99-spark"]')?.getAttribute("data-known")) >= 4, undefined, { timeout: 10_000 });
-  const dir = process.env.MESHWORK_UPDATE_SCREENSHOT === "1" ? __dirname : mkdtempSync(join(tmpdir(), "meshwork-console-"));
-  await page.mouse.move(0, 0);
-  await page.evaluate(() => {
-    window.scrollTo(0, 0);
-    document.getElementById("traces")?.scrollTo(0, 0);
-  });
-  await page.screenshot({ path: join(dir, "screenshot.png"), fullPage: true });
-  await load.stop();
 });
 
 test("a SIGKILLed instance disappears from the page within the registry TTL", async () => {
@@ -253,6 +180,8 @@ test("the event stream pushes state at once and after each poll, and ends when t
     expect((await fetch(url + "/api/state", { method: "POST" })).status).toBe(405);
     expect((await fetch(url + "/../package.json")).status).toBe(404);
     expect((await fetch(url + "/api/nope")).status).toBe(404);
+    expect((await fetch(`${url}/api/traces/${"0".repeat(32)}`)).status).toBe(404);
+    expect((await fetch(url + "/api/traces/not-a-trace")).status).toBe(400);
 
     const started = Date.now();
     await second.close();

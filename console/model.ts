@@ -26,7 +26,7 @@ export interface MeshModelOptions {
   pollIntervalMs: number;
   /** Shown in the page header. Default "meshwork". */
   meshName?: string;
-  /** Window of the rate / error / latency figures, 1–10 minutes (mesh/telemetry keeps 10). Default 1. */
+  /** Window of the rate / error / latency figures, 1–10 minutes (mesh/telemetry keeps 10). Default 2. */
   windowMinutes?: number;
   /** How far back the sparklines go. Default 5 minutes. */
   historyMinutes?: number;
@@ -124,9 +124,10 @@ const SPANS_PER_POLL = 500;
 const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 // A dead service stays listed (with no instances) for the sparkline window, then goes.
 const DEFAULT_HISTORY_MINUTES = 5;
-// One minute: the current minute of mesh/telemetry's 1-minute buckets (partial included) shows a
-// fault within a poll or two while still averaging over many calls.
-const DEFAULT_WINDOW_MINUTES = 1;
+// Two of mesh/telemetry's calendar-minute buckets (the current, partial one included): 60–120 s
+// of calls. One bucket would empty every figure at each minute boundary; two still show a fault
+// within a poll or two while averaging over many calls.
+const DEFAULT_WINDOW_MINUTES = 2;
 // A healthy instance answers in milliseconds; 1 s bounds a hung one so a poll stays within the
 // 2 s interval.
 const DEFAULT_REQUEST_TIMEOUT_MS = 1_000;

@@ -35,6 +35,23 @@ export const DEFAULT_MAX_TRACES = 50;
 // without cutting any real request short.
 export const DEFAULT_MAX_SPANS_PER_TRACE = 500;
 
+// Health checks are answered by the gRPC health service, or by the gateway's /healthz route.
+const HEALTH_SERVICE = "grpc.health.v1.Health";
+const HEALTH_PATHS = ["/healthz", `/${HEALTH_SERVICE}/`];
+
+/**
+ * A health check nobody traced: the console's own (one per instance per poll), a launcher's or an
+ * orchestrator's probe. Each would be a one-span trace of its own and push real requests out of the
+ * recent traces within a minute, so {@link TraceStore} leaves them out. A check made inside a
+ * traced request (it has a parent) is part of that request and is kept.
+ */
+export function isHealthProbe(s: SpanRecord): boolean {
+  if (s.parentSpanId !== undefined) return false;
+  if (s.attributes["rpc.service"] === HEALTH_SERVICE) return true;
+  const path = s.attributes["url.path"];
+  return typeof path === "string" && HEALTH_PATHS.some((p) => (p.endsWith("/") ? path.startsWith(p) : path === p));
+}
+
 /** The root of a set of spans: the earliest whose parent is absent (the caller was not traced, or its spans are gone). */
 export function rootSpan(spans: readonly SpanRecord[]): SpanRecord | undefined {
   const ids = new Set(spans.map((s) => s.spanId));
@@ -76,7 +93,8 @@ export function summarizeTrace(traceId: string, spans: readonly SpanRecord[]): T
 /**
  * The last `maxTraces` traces by start time, grouped from spans that arrive in any order and more
  * than once (spans are deduplicated by span id). A late span of a trace already evicted makes it
- * reappear only if it is still among the newest.
+ * reappear only if it is still among the newest. Untraced health probes ({@link isHealthProbe})
+ * are not kept.
  */
 export class TraceStore {
   private readonly traces = new Map<string, Trace>();
@@ -90,6 +108,7 @@ export class TraceStore {
   add(spans: Iterable<SpanRecord>): boolean {
     let changed = false;
     for (const s of spans) {
+      if (isHealthProbe(s)) continue;
       let t = this.traces.get(s.traceId);
       if (!t) {
         t = { spans: new Map(), startTime: s.startTime };

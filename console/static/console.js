@@ -367,11 +367,12 @@
           "data-service": r.service,
           "data-kind": r.kind,
           "data-status": r.status,
+          "data-name": r.name,
           title,
         },
         el(
           "div",
-          { class: "wf-label", style: { "padding-left": 8 + r.depth * 18 + "px" } },
+          { class: "wf-label", style: { "padding-left": 8 + r.depth * 12 + "px" } },
           r.depth > 0 ? el("span", { class: "elbow", "aria-hidden": "true" }) : null,
           serviceChip(r.service),
           el("span", { class: "kind" }, r.kind),
@@ -402,7 +403,8 @@
           "div",
           { class: "legend small muted" },
           el("span", { class: "swatch server ok" }), "server ",
-          el("span", { class: "swatch client ok" }), "client ",
+          // Client, messaging (producer / consumer) and internal spans share the light bar.
+          el("span", { class: "swatch client ok" }), "client · messaging · internal ",
           el("span", { class: "swatch server error" }), "error",
         ),
       ),

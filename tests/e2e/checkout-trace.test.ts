@@ -5,15 +5,19 @@
  *   detached checkout saga, its client calls), catalog, inventory and payments, the outbox publish
  *   spans and the consumers' process spans, checked span by span (parents, services, codes);
  * - the log lines of that request carry its trace id in every process it touched;
- * - `/metrics` of orders, payments, inventory and notifications count exactly the traffic sent.
+ * - `/metrics` of orders, payments, inventory and notifications count exactly the traffic sent;
+ * - the console (console/main.ts, as the launcher runs it) in headless Chromium lists every
+ *   service, the gateway included, and shows that checkout's trace with a waterfall bar for each
+ *   hop; MESHWORK_UPDATE_SCREENSHOT=1 writes that page to console/screenshot.png.
  * Spans come from each process's `/spans` endpoint, found through its registry entry.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Etcd3 } from "etcd3";
+import { chromium, type Browser } from "playwright-core";
 import { mintDevToken } from "../../gateway/dev-token.js";
 import { createEtcdClient } from "../../mesh/etcd/client.js";
 import { waitFor } from "../../mesh/infra/index.js";
@@ -24,6 +28,10 @@ import { registeredInstances } from "../../scripts/local-mesh/instances.js";
 
 // One start (~20 s on a loaded 2-core machine), two checkouts and the waits for their events.
 jest.setTimeout(120_000);
+
+// Debian's Chromium, driven by playwright-core (as console/console.test.ts does).
+const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 type Json = Record<string, any>;
 
@@ -83,7 +91,9 @@ function traceIdOf(line: string): { instance: string; traceId: string | undefine
     // The line's own instance id (the launcher prefixes the gateway's lines with "gateway" only).
     return { instance: typeof o.instance === "string" ? o.instance : instance, traceId: typeof o.trace_id === "string" ? o.trace_id : undefined, msg: String(o.msg ?? "") };
   } catch {
-    return { instance, traceId: /\btrace_id=([0-9a-f]{32})\b/.exec(text)?.[1], msg: text };
+    // The launcher's readable form (scripts/local-mesh/log-format.ts): `LEVEL msg key=value ...`.
+    const msg = /^[A-Z0-9]+ (.*?)(?= [A-Za-z_][\w.]*=|$)/.exec(text)?.[1] ?? text;
+    return { instance, traceId: /\btrace_id=([0-9a-f]{32})\b/.exec(text)?.[1], msg };
   }
 }
 
@@ -120,13 +130,20 @@ describe("a checkout through the local mesh, observed", () => {
     return samples((await http("GET", `http://${i.metadata.metrics}/metrics`)).text);
   }
 
+  // Started with the mesh (it takes a few seconds of its own); the console test drives it.
+  let browsing: Promise<Browser> | undefined;
+
   beforeAll(async () => {
+    browsing = existsSync(CHROMIUM) ? chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }) : Promise.reject(new Error(`${CHROMIUM} is missing: install it with 'apt-get install -y chromium' (scripts/ensure-infra.sh does with MESHWORK_WITH_BROWSER=1)`));
+    // Handled where it is awaited; this keeps a failed launch from being an unhandled rejection meanwhile.
+    browsing.catch(() => undefined);
     // LOG_LEVEL=debug: every process writes a line per span it finishes (mesh/telemetry spanLogProcessor).
+    // A 1 s console poll (its default is 2 s) keeps the browser test's waits short.
     mesh = await startLocalMesh({
       dataDir,
       ports: { etcd: 0, nats: 0, gateway: 0, console: 0 },
       replicas: { catalog: 1 },
-      env: { ...process.env, LOG_LEVEL: "debug" },
+      env: { ...process.env, LOG_LEVEL: "debug", MESHWORK_CONSOLE_POLL_MS: "1000" },
       log: (l) => lines.push(l),
     });
     etcd = createEtcdClient(mesh.etcdEndpoints);
@@ -135,7 +152,8 @@ describe("a checkout through the local mesh, observed", () => {
   });
 
   afterAll(async () => {
-    if (passed < 3) process.stderr.write(`--- launcher log (last 200 lines) ---\n${lines.slice(-200).join("\n")}\n`);
+    if (passed < 4) process.stderr.write(`--- launcher log (last 200 lines) ---\n${lines.slice(-200).join("\n")}\n`);
+    await browsing?.then((b) => b.close()).catch(() => undefined);
     etcd?.close();
     await mesh?.stop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -236,8 +254,9 @@ describe("a checkout through the local mesh, observed", () => {
 
   it("the request's log lines carry its trace id in every process it touched", async () => {
     expect(spans.length).toBeGreaterThan(0);
-    // The processes the trace went through (the previous test checked they are all six).
-    const touched = [...new Set(spans.map((s) => s.instance ?? s.service))].sort();
+    // The processes the trace went through (the previous test checked they are all six), by the
+    // launcher's name for them, which prefixes their lines: the instance id, "gateway" for the gateway.
+    const touched = [...new Set(spans.map((s) => (s.service === "gateway" ? "gateway" : (s.instance ?? s.service))))].sort();
     expect(touched).toEqual(expect.arrayContaining(["catalog-1", "inventory-1", "notifications-1", "orders-1", "payments-1"]));
     const parsed = await waitFor(
       () => {
@@ -319,5 +338,114 @@ describe("a checkout through the local mesh, observed", () => {
     expect(value(notifications, "meshwork_dlq_messages")).toBe(0);
     expect(value(notifications, "meshwork_consumer_redeliveries_total", { consumer: "notifications-orders" })).toBeUndefined();
     passed++;
+  });
+
+  // Last: its page views and the browsing below would change the counts the test above checks.
+  it("the console lists every service and shows the checkout as a trace with a bar for each hop", async () => {
+    expect(spans.length).toBeGreaterThan(0);
+    const browser = await browsing!;
+    // 1600 px: the waterfall's labels of the deepest hops (depth 7) fit without ellipsis.
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    try {
+      await page.goto(mesh.consoleUrl!);
+
+      // Every registered instance, the gateway's included, on the page and SERVING.
+      const registered = await registeredInstances(etcd);
+      const wanted = [...new Set(registered.map((i) => i.service))].sort();
+      expect(wanted).toEqual(["catalog", "gateway", "inventory", "notifications", "orders", "payments"]);
+      await page.waitForFunction((n) => document.querySelectorAll('[data-testid="instance-row"][data-health="SERVING"]').length === n, registered.length, { timeout: 15_000 });
+      const cards = await page.locator('[data-testid="service-card"]').evaluateAll((els) =>
+        els.map((c) => ({ service: c.getAttribute("data-service"), instances: [...c.querySelectorAll('[data-testid="instance-row"]')].map((r) => r.getAttribute("data-instance")).sort() })),
+      );
+      expect(cards).toEqual(wanted.map((service) => ({ service, instances: registered.filter((i) => i.service === service).map((i) => i.instance).sort() })));
+
+      // The checkout's trace (the caller's trace id) in the list; opened, every span the
+      // processes recorded for it becomes a bar (spans reach the console over a poll or two).
+      const row = page.locator(`[data-testid="trace-row"][data-trace-id="${traceId}"]`);
+      await row.waitFor({ timeout: 15_000 });
+      // The console's own health checks (one per instance and poll) are not traces of their own.
+      const roots = await page.locator('[data-testid="trace-row"] .root-name').evaluateAll((els) => els.map((e) => e.getAttribute("title") ?? ""));
+      expect(roots.filter((r) => /health/i.test(r))).toEqual([]);
+      await row.click();
+      await page.waitForFunction(
+        (ids) => {
+          const shown = new Set([...document.querySelectorAll('[data-testid="waterfall"] [data-testid="span-bar"]')].map((e) => e.getAttribute("data-span-id")));
+          return ids.every((id) => shown.has(id));
+        },
+        spans.map((s) => s.spanId),
+        { timeout: 15_000 },
+      );
+      const bars = await page.locator('[data-testid="waterfall"] [data-testid="span-bar"]').evaluateAll((els) =>
+        els.map((e) => ({
+          span: e.getAttribute("data-span-id")!,
+          parent: e.getAttribute("data-parent-span-id"),
+          depth: Number(e.getAttribute("data-depth")),
+          service: e.getAttribute("data-service"),
+          kind: e.getAttribute("data-kind"),
+          name: e.getAttribute("data-name"),
+          label: e.querySelector(".span-name")?.textContent,
+          status: e.getAttribute("data-status"),
+        })),
+      );
+      // One bar per span, each indented one level below its parent's bar, none in error.
+      expect(new Set(bars.map((b) => b.span)).size).toBe(bars.length);
+      const depthOf = new Map(bars.map((b) => [b.span, b.depth]));
+      for (const b of bars) expect({ span: b.span, depth: b.depth }).toEqual({ span: b.span, depth: b.parent !== null && depthOf.has(b.parent) ? depthOf.get(b.parent)! + 1 : 0 });
+      expect(bars.filter((b) => b.status === "error")).toEqual([]);
+      // The root is the gateway's server span, which continues the test's own (untraced here) span.
+      expect(bars[0]).toMatchObject({ depth: 0, service: "gateway", kind: "server", parent: callerSpanId });
+
+      const hops: [service: string, kind: string, name: string, depth: number][] = [
+        ["gateway", "client", "orders.v1.OrderService/CreateOrder", 1],
+        ["orders", "server", "orders.v1.OrderService/CreateOrder", 2],
+        ["orders", "internal", "orders checkout saga", 3],
+        ...(
+          [
+            ["catalog", "catalog.v1.CatalogService/GetProduct"],
+            ["inventory", "inventory.v1.InventoryService/Reserve"],
+            ["payments", "payments.v1.PaymentService/Authorize"],
+            ["inventory", "inventory.v1.InventoryService/CommitReservation"],
+            ["payments", "payments.v1.PaymentService/Capture"],
+          ] as const
+        ).flatMap(([callee, name]): [string, string, string, number][] => [
+          ["orders", "client", name, 4],
+          [callee, "server", name, 5],
+        ]),
+        ["orders", "producer", "publish orders.order_placed", 3],
+        ["notifications", "consumer", "process orders.order_placed", 4],
+        ["orders", "producer", "publish orders.order_confirmed", 3],
+        ["notifications", "consumer", "process orders.order_confirmed", 4],
+        ["payments", "producer", "publish payments.payment_authorized", 6],
+        ["orders", "consumer", "process payments.payment_authorized", 7],
+      ];
+      const shown = hops.map(([service, kind, name]) => {
+        const found = bars.filter((b) => b.service === service && b.kind === kind && b.name === name);
+        return { service, kind, name, depth: found.map((b) => b.depth) };
+      });
+      expect(shown).toEqual(hops.map(([service, kind, name, depth]) => ({ service, kind, name, depth: [depth] })));
+      // Labels: RPCs by their short service/method name, the rest as recorded.
+      const label = (service: string, kind: string, name: string) => bars.find((b) => b.service === service && b.kind === kind && b.name === name)?.label;
+      expect(label("orders", "server", "orders.v1.OrderService/CreateOrder")).toBe("OrderService/CreateOrder");
+      expect(label("notifications", "consumer", "process orders.order_confirmed")).toBe("process orders.order_confirmed");
+      expect(label("gateway", "server", bars[0].name!)).toBe(bars[0].name);
+
+      // The picture for the README: a little browsing so the charts have something to draw (few
+      // enough requests that both checkouts stay in sight at the top of the list), a poll, the
+      // checkout's waterfall still open.
+      for (let i = 0; i < 6; i++) await http("GET", `${mesh.gatewayUrl}/v1/products/prod-001`);
+      const updated = await page.locator('[data-testid="updated-at"]').textContent();
+      await page.waitForFunction((before) => document.querySelector('[data-testid="updated-at"]')?.textContent !== before, updated, { timeout: 10_000 });
+      const dir = process.env.MESHWORK_UPDATE_SCREENSHOT === "1" ? join(__dirname, "../../console") : mkdtempSync(join(tmpdir(), "meshwork-console-"));
+      await page.mouse.move(0, 0);
+      // The click scrolled the page; the sticky header belongs at the top of the picture.
+      await page.evaluate(() => {
+        window.scrollTo(0, 0);
+        document.getElementById("traces")?.scrollTo(0, 0);
+      });
+      await page.screenshot({ path: join(dir, "screenshot.png"), fullPage: true });
+      passed++;
+    } finally {
+      await page.close();
+    }
   });
 });
