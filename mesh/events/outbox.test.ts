@@ -3,14 +3,13 @@ import type { NatsConnection } from "nats";
 import { EventEnvelopeSchema } from "../../gen/meshwork/v1/event_pb.js";
 import { DIALECTS } from "../db/testing.js";
 import { openDatabase, transaction } from "../db/index.js";
-import { startNats, startProcess, tsxArgs, waitFor, type NatsServer } from "../infra/index.js";
-import { EventConsumer } from "./consumer.js";
+import { startNats, waitFor, type NatsServer } from "../infra/index.js";
 import { OutboxRelay } from "./relay.js";
 import { DLQ_STREAM, domainStream, ensureStreams } from "./streams.js";
-import { countEffects, connectNats, openTestDb, placeOrder, recordEffect, type TestDb } from "./test-support.js";
+import { connectNats, openTestDb, placeOrder, type TestDb } from "./test-support.js";
 
-// R6 at 300 events keeps this file fast; MESHWORK_R6_EVENTS=1000 runs the full RELIABILITY.md figure.
-const R6_EVENTS = Number(process.env.MESHWORK_R6_EVENTS ?? 300);
+// R6 (broker outage) and R6b (relay killed between publish and mark-sent) run in the fault
+// battery: tests/faults/scenarios/r6-broker-outage.ts and r6b-relay-crash.ts.
 
 let nats: NatsServer;
 let nc: NatsConnection;
@@ -56,13 +55,6 @@ describe.each(DIALECTS)("outbox on %s", (dialect) => {
     return r;
   }
 
-  async function consumer(stream: string, subject: string): Promise<EventConsumer> {
-    const c = new EventConsumer({ nats: nc, database: t.database, durable: `effects-${stream}`, stream, filterSubjects: [subject], handlers: [recordEffect] });
-    await c.start();
-    cleanups.push(() => c.stop());
-    return c;
-  }
-
   test("an event enqueued in a rolled-back transaction is never published", async () => {
     const { stream, subject } = await freshDomain();
     await expect(
@@ -82,75 +74,6 @@ describe.each(DIALECTS)("outbox on %s", (dialect) => {
     const stored = await jsm.streams.getMessage(stream, { seq: 1 });
     expect(stored.header.get("Nats-Msg-Id")).toBe(committedId);
     expect(await t.database.db.selectFrom("orders").select("id").execute()).toEqual([{ id: "committed" }]);
-  });
-
-  test(`R6: broker down while ${R6_EVENTS} events commit → all delivered after restart, each effect once`, async () => {
-    const { stream, subject } = await freshDomain();
-    await consumer(stream, subject);
-    // Publish timeout 2 s: an enqueue that waited for the broker would take at least that long.
-    const r = relay({ publishTimeoutMs: 2_000 });
-    r.start();
-
-    await nats.stop({ keepData: true });
-    const latencies: number[] = [];
-    for (let i = 0; i < R6_EVENTS; i++) {
-      const start = performance.now();
-      await transaction(t.database, (trx) => placeOrder(trx, `o-${i}`, subject));
-      latencies.push(performance.now() - start);
-      r.kick();
-    }
-    expect(await r.backlog()).toBe(R6_EVENTS);
-    latencies.sort((a, b) => a - b);
-    expect(latencies[latencies.length - 1]).toBeLessThan(1_000);
-    // The outage lasts until the relay has tried and failed, so recovery from a failing broker is what is tested.
-    await waitFor(() => r.stats.failures + r.stats.offline >= 3, { what: "relay attempts during the outage" });
-    expect(r.stats.published).toBe(0);
-
-    await nats.restart();
-    const started = Date.now();
-    await waitFor(async () => (await countEffects(t.database)).rows >= R6_EVENTS && (await r.backlog()) === 0, {
-      timeoutMs: 30_000,
-      what: `${R6_EVENTS} effects after the broker restart`,
-    });
-    const drainMs = Date.now() - started;
-    expect(await countEffects(t.database)).toEqual({ rows: R6_EVENTS, orders: R6_EVENTS });
-    // JetStream stored each event once, whatever the relay retried.
-    expect(await streamCount(stream)).toBe(R6_EVENTS);
-    // eslint-disable-next-line no-console
-    console.log(
-      `R6 ${dialect}: ${R6_EVENTS} commits while broker down, commit p50 ${latencies[Math.floor(latencies.length / 2)].toFixed(2)} ms, ` +
-        `max ${latencies[latencies.length - 1].toFixed(2)} ms; all effects ${drainMs} ms after restart; relay ${JSON.stringify(r.stats)}`,
-    );
-  });
-
-  test("R6b: relay killed between publish ack and mark-sent → republished, effect once", async () => {
-    const { stream, subject } = await freshDomain();
-    const n = 20;
-    for (let i = 0; i < n; i++) await transaction(t.database, (trx) => placeOrder(trx, `k-${i}`, subject));
-    await consumer(stream, subject);
-
-    // A separate process, killed by SIGKILL at the crash point.
-    const child = startProcess(process.execPath, tsxArgs(`${__dirname}/relay-crash.fixture.ts`, t.url, nats.url));
-    cleanups.push(() => child.kill());
-    const exit = await child.exited;
-    // tsx runs the script in a child of its own and exits 128+9 when that one is killed.
-    expect(exit.signal === "SIGKILL" || exit.code === 137).toBe(true);
-    expect(child.output()).toContain(`published ${n}`);
-    expect(await streamCount(stream)).toBe(n);
-    expect(await r0Backlog()).toBe(n);
-
-    const r = relay();
-    r.start();
-    await waitFor(async () => (await r.backlog()) === 0, { what: "backlog drained by the restarted relay" });
-    // Every republish was a duplicate inside JetStream's 2-minute window.
-    expect(r.stats).toMatchObject({ published: 0, duplicates: n, failures: 0 });
-    await waitFor(async () => (await countEffects(t.database)).rows >= n, { what: "effects" });
-    expect(await streamCount(stream)).toBe(n);
-    expect(await countEffects(t.database)).toEqual({ rows: n, orders: n });
-
-    async function r0Backlog(): Promise<number> {
-      return new OutboxRelay({ database: t.database, nats: () => undefined }).backlog();
-    }
   });
 
   test("sent rows are purged after retainSentMs; unsent rows never", async () => {
