@@ -16,7 +16,7 @@ import { promisify } from "node:util";
 import { Client as PgClient } from "pg";
 import ts from "typescript";
 import { parse, parseAllDocuments } from "yaml";
-import { findBinary, freePort, startProcess, TEST_PG_ADMIN_URL, waitFor, type ManagedProcess } from "../mesh/infra/index.js";
+import { findBinary, freePort, NODE_FLAGS_FILE, serviceNodeFlags, startProcess, TEST_PG_ADMIN_URL, waitFor, type ManagedProcess } from "../mesh/infra/index.js";
 import type { RuntimeConfig } from "../mesh/runtime/config.js";
 import { createMeshServer, DEFAULT_CONVERGENCE_DELAY_MS, DEFAULT_DRAIN_GRACE_MS, DEFAULT_HOOK_TIMEOUT_MS, type MeshServer } from "../mesh/server/index.js";
 
@@ -823,7 +823,8 @@ describe("container image", () => {
     expect(runtime.lines).toContain('VOLUME ["/data"]');
     const workdir = /^WORKDIR (\S+)$/.exec(runtime.lines.find((l) => l.startsWith("WORKDIR"))!)![1];
     expect(runtime.lines).toContain(`ENTRYPOINT ["/usr/bin/tini", "--", "${workdir}/deploy/entrypoint.sh"]`);
-    expect(runtime.lines).toContain("COPY deploy/entrypoint.sh deploy/healthcheck.js ./deploy/");
+    expect(runtime.lines).toContain("COPY deploy/entrypoint.sh deploy/healthcheck.js deploy/node-flags ./deploy/");
+    for (const f of ["deploy/entrypoint.sh", "deploy/healthcheck.js", "deploy/node-flags"]) expect({ f, inContext: inBuildContext(f) }).toEqual({ f, inContext: true });
     // Docker keeps the mode bits: the entrypoint must be executable in the repository.
     expect(statSync(join(DEPLOY, "entrypoint.sh")).mode & 0o111).toBe(0o111);
   });
@@ -838,6 +839,7 @@ describe("container image", () => {
       mkdirSync(join(app, "deploy"), { recursive: true });
       copyFileSync(join(DEPLOY, "entrypoint.sh"), join(app, "deploy", "entrypoint.sh"));
       chmodSync(join(app, "deploy", "entrypoint.sh"), 0o755);
+      copyFileSync(NODE_FLAGS_FILE, join(app, "deploy", "node-flags"));
       // The files tsc emits, as the image holds them; a fake node prints what it was asked to run.
       for (const e of ENTRIES) {
         const js = emittedJs(e.main, compiledDirs);
@@ -852,18 +854,29 @@ describe("container image", () => {
     const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
       exitCode(join(app, "deploy", "entrypoint.sh"), args, { env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, ...env }, cwd: dir });
 
+    // What a service's node is started with: deploy/node-flags as the TypeScript launchers read it.
+    const serviceFlags = (env: NodeJS.ProcessEnv = {}) => serviceNodeFlags(env).map((a) => `${a} `).join("");
+
     test("maps every service name to the file tsc emits for it, with the extra arguments", async () => {
       expect(emitted.get("gateway")).toBe("dist/gateway/main.js");
       for (const e of ENTRIES) {
         const r = await run([e.name, "--flag"]);
-        expect({ entry: e.name, code: r.code, out: r.stdout.trim() }).toEqual({ entry: e.name, code: 0, out: `${app}|${emitted.get(e.name)} --flag` });
+        const flags = e.name === "gateway" ? "" : serviceFlags();
+        expect({ entry: e.name, code: r.code, out: r.stdout.trim() }).toEqual({ entry: e.name, code: 0, out: `${app}|${flags}${emitted.get(e.name)} --flag` });
       }
     });
 
     test("takes the service from MESHWORK_SERVICE when no argument is given", async () => {
       const r = await run([], { MESHWORK_SERVICE: "catalog" });
       expect(r.code).toBe(0);
-      expect(r.stdout.trim()).toBe(`${app}|${emitted.get("catalog")}`);
+      expect(r.stdout.trim()).toBe(`${app}|${serviceFlags()}${emitted.get("catalog")}`);
+    });
+
+    test("services get deploy/node-flags' flags unless MESHWORK_NODE_FLAGS replaces them", async () => {
+      expect(serviceNodeFlags({}).length).toBeGreaterThan(0);
+      expect((await run(["catalog"], { MESHWORK_NODE_FLAGS: "--stack-size=900" })).stdout.trim()).toBe(`${app}|--stack-size=900 ${emitted.get("catalog")}`);
+      expect((await run(["catalog"], { MESHWORK_NODE_FLAGS: "" })).stdout.trim()).toBe(`${app}|${emitted.get("catalog")}`);
+      expect(serviceFlags({ MESHWORK_NODE_FLAGS: "" })).toBe("");
     });
 
     test("refuses unknown, missing and path-like names with exit code 64", async () => {

@@ -28,6 +28,17 @@ if [ ! -f "$app/$main" ]; then
   exit 64
 fi
 
+# Services start node with deploy/node-flags (V8 flags that keep idle memory low); the gateway, the
+# throughput-critical edge, keeps node's defaults. MESHWORK_NODE_FLAGS, when set (even empty),
+# replaces them.
+flags=""
+if [ "$service" != gateway ] && [ -f "$app/deploy/node-flags" ]; then
+  flags="$(sed -e 's/#.*//' "$app/deploy/node-flags" | tr -s ' \t\n' ' ')"
+fi
+if [ -n "${MESHWORK_NODE_FLAGS+set}" ]; then flags="$MESHWORK_NODE_FLAGS"; fi
+
 cd "$app"
 # exec: node becomes tini's direct child and receives SIGTERM itself (graceful drain).
-exec node "$main" "$@"
+# $flags unquoted on purpose: one word per flag.
+set -f
+exec node $flags "$main" "$@"

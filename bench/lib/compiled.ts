@@ -5,6 +5,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
+import { serviceNodeFlags } from "../../mesh/infra/index.js";
 
 const ROOT = join(__dirname, "../..");
 
@@ -13,4 +14,12 @@ export function buildDist(): string {
   const out = join(ROOT, "dist");
   execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", ROOT, "--outDir", out], { stdio: "inherit" });
   return out;
+}
+
+/**
+ * Node arguments that run compiled service `name` as the image's entrypoint does: deploy/node-flags
+ * (or `MESHWORK_NODE_FLAGS` from `env`), then dist/services/<name>/main.js.
+ */
+export function compiledServiceArgs(dist: string, name: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  return [...serviceNodeFlags(env), join(dist, `services/${name}/main.js`)];
 }

@@ -1,7 +1,8 @@
 /**
- * Scenario 5: resident memory of each idle service process, compiled to JavaScript as the container
- * image runs it (dist/services/<name>/main.js, real etcd + NATS, its own temp data dir) vs the
- * 80 MB goal, read from /proc/<pid>/status after the instance registered and sat idle. Also the
+ * Scenario 5: resident memory of each idle service process, compiled to JavaScript and started as
+ * the container image starts it (dist/services/<name>/main.js with deploy/node-flags, real etcd +
+ * NATS, its own temp data dir) vs the 80 MB goal, read from /proc/<pid>/status after the instance
+ * registered and sat idle. Also the
  * tsx loader's floor (what `npm start` adds in development): an idle file under tsx vs the same
  * idle loop in plain node.
  */
@@ -9,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEtcdClient } from "../../mesh/etcd/client.js";
-import { buildDist } from "../lib/compiled.js";
+import { buildDist, compiledServiceArgs } from "../lib/compiled.js";
 import { startEtcd, startNats, startProcess, tsxArgs, waitFor, type ManagedProcess } from "../../mesh/infra/index.js";
 import { parseInstance, servicePrefix } from "../../mesh/registry/index.js";
 
@@ -50,7 +51,7 @@ export async function runRss(opts: { settleMs: number; progress?: (l: string) =>
     for (const name of SERVICES) {
       const dataDir = mkdtempSync(join(tmpdir(), `meshwork-bench-rss-${name}-`));
       dirs.push(dataDir);
-      procs[name] = startProcess(process.execPath, [join(dist, `services/${name}/main.js`)], {
+      procs[name] = startProcess(process.execPath, compiledServiceArgs(dist, name), {
         env: { ...process.env, ETCD_ENDPOINTS: etcd.endpoint, NATS_URL: nats.url, MESHWORK_DATA_DIR: dataDir, MESHWORK_PORT: "0" },
       });
     }

@@ -9,3 +9,4 @@ export { freePort } from "./ports.js";
 export { waitFor, type WaitOptions } from "./wait.js";
 export { findBinary } from "./binaries.js";
 export { startProcess, tsxArgs, type ManagedProcess } from "./child.js";
+export { serviceNodeFlags, NODE_FLAGS_FILE } from "./node-flags.js";

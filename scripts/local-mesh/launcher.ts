@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { createEtcdClient } from "../../mesh/etcd/client.js";
-import { freePort, startEtcd, startNats, tsxArgs, type EtcdServer, type NatsServer } from "../../mesh/infra/index.js";
+import { freePort, serviceNodeFlags, startEtcd, startNats, tsxArgs, type EtcdServer, type NatsServer } from "../../mesh/infra/index.js";
 import { httpGet } from "../../mesh/infra/http-probe.js";
 import { loadOrCreateDevSecrets } from "./dev-secrets.js";
 import { checkHealth, registeredInstances } from "./instances.js";
@@ -197,6 +197,8 @@ export async function startLocalMesh(opts: LocalMeshOptions = {}): Promise<Local
       MESHWORK_IDENTITY_KEY: identityKey,
     };
     const expected = new Map<string, { service: string; sup: Supervisor }>();
+    // Services start node as the image does (deploy/node-flags); the gateway and console do not.
+    const nodeFlags = serviceNodeFlags(commonEnv);
     for (const spec of opts.services ?? SHOP_SERVICES) {
       const replicas = opts.replicas?.[spec.name] ?? spec.replicas;
       for (let i = 1; i <= replicas; i++) {
@@ -205,7 +207,7 @@ export async function startLocalMesh(opts: LocalMeshOptions = {}): Promise<Local
           {
             name,
             command: process.execPath,
-            args: tsxArgs(join(rootDir, spec.entry)),
+            args: [...nodeFlags, ...tsxArgs(join(rootDir, spec.entry))],
             env: { ...commonEnv, ...spec.env, MESHWORK_INSTANCE_ID: name },
             cwd: rootDir,
             backoff: opts.backoff,
