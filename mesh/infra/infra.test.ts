@@ -2,6 +2,7 @@ import { Etcd3 } from "etcd3";
 import { connect, StringCodec } from "nats";
 import { Client } from "pg";
 import { existsSync } from "node:fs";
+import { startEtcdCluster } from "./etcd.js";
 import { createTestDatabase, postgresAvailable, startEtcd, startNats } from "./index.js";
 
 describe("etcd harness", () => {
@@ -22,6 +23,22 @@ describe("etcd harness", () => {
       await etcd.stop();
     }
     expect(existsSync(etcd.dataDir)).toBe(false);
+  });
+});
+
+describe("etcd cluster harness", () => {
+  it("starts three members that agree on one leader and replicate a write", async () => {
+    const cluster = await startEtcdCluster();
+    const clients = cluster.endpoints.map((hosts) => new Etcd3({ hosts }));
+    try {
+      const leader = await cluster.leader();
+      expect(cluster.members).toContain(leader);
+      await clients[0].put("/harness/c").value("v");
+      expect(await Promise.all(clients.map((c) => c.get("/harness/c").serializable(false).string()))).toEqual(["v", "v", "v"]);
+    } finally {
+      for (const c of clients) c.close();
+      await cluster.stop();
+    }
   });
 });
 

@@ -40,9 +40,6 @@ function clientFor(addresses: string[], policy?: CallPolicy) {
   return createClient(InventoryService, t);
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.99) - 1];
-const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.5) - 1];
 
 describe("concurrency limit rules (fake clock)", () => {
   const getStock = InventoryService.method.getStock;
@@ -137,51 +134,8 @@ describe("concurrency limit (server bulkhead)", () => {
     expect(limit.stats()).toMatchObject({ active: 0, queued: 0 });
   });
 
-  it("overload: the excess is shed fast and admitted calls keep p99 ≤ 2× the unloaded p99", async () => {
-    // 100 ms handlers and a limit of 4 keep the whole test (client and server share this process,
-    // ~1 ms of CPU per call under jest) far below one core, so the ratio measures queueing.
-    const { address, limit } = await limitedReplica({ limit: 4, queue: 2 }, () => sleep(100));
-    const client = clientFor([address]);
-    /** `callers` callers for `ms`; a rejected caller backs off 200 ms like a polite client. */
-    const phase = async (callers: number, ms: number) => {
-      const admitted: number[] = [];
-      const shed: number[] = [];
-      const recordFrom = Date.now() + 300; // skip the first burst, when all callers arrive at once
-      const until = recordFrom + ms;
-      await Promise.all(
-        Array.from({ length: callers }, async (_, w) => {
-          await sleep(w * 5); // callers start spread out, not in one tick
-          while (Date.now() < until) {
-            const started = Date.now();
-            const t0 = performance.now();
-            const code = await client.getStock({ productId: "l" }).then(() => undefined, (e: unknown) => ConnectError.from(e).code);
-            const took = performance.now() - t0;
-            if (code === undefined) {
-              if (started >= recordFrom) admitted.push(took);
-            } else {
-              expect(code).toBe(Code.ResourceExhausted);
-              if (started >= recordFrom) shed.push(took);
-              await sleep(200);
-            }
-          }
-        }),
-      );
-      return { admitted, shed };
-    };
-    // Unloaded: as many callers as the limit, so no call ever waits (same sample size as below).
-    const unloaded = await phase(4, 2_500);
-    expect(unloaded.shed).toEqual([]);
-    // Overloaded: 5× the limit.
-    const rejectedBefore = limit.stats().rejected;
-    const loaded = await phase(20, 2_500);
-    expect(loaded.admitted.length).toBeGreaterThan(60);
-    // 16 callers over the limit for 2.5 s, each backing off 200 ms after a rejection: well over 50.
-    expect(loaded.shed.length).toBeGreaterThan(50);
-    expect(limit.stats().rejected - rejectedBefore).toBeGreaterThanOrEqual(loaded.shed.length);
-    expect(p99(loaded.admitted)).toBeLessThanOrEqual(2 * p99(unloaded.admitted));
-    // Shedding costs less than one handler run.
-    expect(p50(loaded.shed)).toBeLessThan(p50(unloaded.admitted));
-  });
+  // Overload under time (5× the limit for seconds: admitted p99 ≤ 2× unloaded, shedding faster
+  // than a handler run) is a timed measurement: fault battery scenario X1 (tests/faults/scenarios).
 
   it("a shed call is retried on another replica after the pushback", async () => {
     const g = gate();

@@ -18,15 +18,20 @@ export interface ScenarioReport extends ScenarioOutcome {
   keptDir?: string;
 }
 
-/** Every scenario module under ./scenarios (files named r<N>…ts export `scenario`), in battery order. */
+/**
+ * Every scenario module under ./scenarios, in battery order: files named r<N>[a-z]-….ts are
+ * RELIABILITY.md's R1–R13, x<N>-….ts the scenarios beyond that list (X1 overload, …), run after them.
+ * Each exports `scenario`.
+ */
 export function loadScenarios(): Scenario[] {
   const dir = join(__dirname, "scenarios");
-  const files = readdirSync(dir).filter((f) => /^r\d+[a-z]?-.*\.ts$/.test(f) && !f.endsWith(".test.ts"));
+  const files = readdirSync(dir).filter((f) => /^[rx]\d+[a-z]?-.*\.ts$/.test(f) && !f.endsWith(".test.ts"));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const all = files.map((f) => (require(join(dir, f)) as { scenario: Scenario }).scenario);
   const key = (id: string) => {
-    const m = /^R(\d+)([a-z]?)$/.exec(id)!;
-    return Number(m[1]) * 100 + (m[2] ? m[2].charCodeAt(0) - 96 : 0);
+    const m = /^([RX])(\d+)([a-z]?)$/.exec(id);
+    if (!m) throw new Error(`scenario id ${id} is not R<N>[a-z] or X<N>[a-z]`);
+    return (m[1] === "X" ? 100_000 : 0) + Number(m[2]) * 100 + (m[3] ? m[3].charCodeAt(0) - 96 : 0);
   };
   return all.sort((a, b) => key(a.id) - key(b.id));
 }

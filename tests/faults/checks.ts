@@ -7,10 +7,15 @@ import type { CallRecord } from "./history.js";
 /** Calls that did not end OK. */
 export const failed = (calls: CallRecord[]) => calls.filter((c) => c.code !== "ok");
 
-/** Retries made, over calls made: (Σ attempts − calls) / calls. */
+/** Retries made (attempts beyond each call's first). A call refused before any attempt (open breaker) has 0 attempts and no retry. */
+export const retries = (calls: CallRecord[]) => calls.reduce((n, c) => n + Math.max(0, c.attempts - 1), 0);
+
+/** Attempts made in all. */
+export const attempts = (calls: CallRecord[]) => calls.reduce((n, c) => n + c.attempts, 0);
+
+/** Retries made, over calls made. */
 export function retryRatio(calls: CallRecord[]): number {
-  if (calls.length === 0) return 0;
-  return calls.reduce((n, c) => n + c.attempts - 1, 0) / calls.length;
+  return calls.length === 0 ? 0 : retries(calls) / calls.length;
 }
 
 /** Counts calls by code. */
@@ -22,6 +27,16 @@ export function byCode(calls: CallRecord[]): Record<string, number> {
 
 /** Calls that overlap the window [from, to] (started before `to` and ended after `from`). */
 export const during = (calls: CallRecord[], from: number, to: number) => calls.filter((c) => c.start <= to && c.end >= from);
+
+/** Latency percentile `p` (0–1) of the calls, in ms (nearest rank). */
+export function percentile(calls: CallRecord[], p: number): number {
+  if (calls.length === 0) return 0;
+  const xs = calls.map((c) => c.end - c.start).sort((a, b) => a - b);
+  return xs[Math.max(0, Math.ceil(xs.length * p) - 1)];
+}
+
+/** The defined failure lines of a list of checks. */
+export const failuresOf = (...checks: Array<string | undefined>): string[] => checks.filter((f): f is string => f !== undefined);
 
 /** "expected no failed calls" style check: returns a failure line when `n` is above `max`. */
 export function atMost(what: string, n: number, max: number): string | undefined {

@@ -76,6 +76,12 @@ export interface DriveOptions {
   method: string;
   /** Optional pause between one worker's calls, for a steady rate instead of a flood. */
   pauseMs?: number;
+  /**
+   * Pause after a failed call. Default 1 ms: a call refused at once (open breaker) settles in
+   * microtasks only, and a worker looping on it would starve the event loop — timers, the fault
+   * script and `until` included.
+   */
+  failurePauseMs?: number;
 }
 
 /** What one call returns to the driver so it can be recorded. */
@@ -103,9 +109,14 @@ export async function drive(history: History, opts: DriveOptions, call: (id: num
       } catch (e) {
         outcome = (e as { outcome?: CallOutcome }).outcome;
         code = codeName(e);
+        // The error's message goes into the note: it tells a refused connection from a dropped one.
+        const message = (e as { rawMessage?: string; message?: string }).rawMessage ?? (e as Error).message;
+        outcome = { ...outcome, note: [outcome?.note, message].filter(Boolean).join(" | ") };
       }
       history.record({ id, method: opts.method, start, end: Date.now(), code, attempts: outcome?.attempts ?? 1, endpoint: outcome?.endpoint, note: outcome?.note });
-      if (opts.pauseMs) await new Promise((r) => setTimeout(r, opts.pauseMs));
+      const pause = Math.max(opts.pauseMs ?? 0, code === "ok" ? 0 : (opts.failurePauseMs ?? 1));
+      // Always one macrotask between calls, so other workers' I/O and timers get their turn.
+      await new Promise((r) => (pause > 0 ? setTimeout(r, pause) : setImmediate(r)));
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));

@@ -1,6 +1,6 @@
 /**
- * `npm run faults [-- --fast] [--only R1,R6]`: the fault battery R1–R13 (RELIABILITY.md) as one
- * command. Prints a pass/fail table with the figures each scenario measured and exits non-zero when
+ * `npm run faults [-- --fast] [--only R1,R6]`: the fault battery R1–R13 (RELIABILITY.md) and the
+ * scenarios beyond it (X1 overload) as one command. Prints a pass/fail table with the figures each scenario measured and exits non-zero when
  * any scenario failed; a failed scenario's history stays in the directory it names.
  */
 import { loadScenarios, runScenario, type ScenarioReport } from "./battery.js";
