@@ -221,9 +221,16 @@ describe("retry decision table", () => {
     // name, facts, safe, unsafe, costs a throttle token
     ["connection refused (never reached a server)", { code: Code.Unavailable, message: "No connection established. Last error: connect ECONNREFUSED 127.0.0.1:1" }, "transparent", "transparent", false],
     ["HTTP/2 REFUSED_STREAM", { code: Code.Unavailable, message: "Stream refused by server" }, "transparent", "transparent", false],
-    ["connection dropped mid-call", { code: Code.Unavailable, message: "Connection dropped" }, "retry", "no", true],
+    // A vanished endpoint is ejection's business, not an overload signal: no throttle token (R1).
+    ["connection dropped mid-call", { code: Code.Unavailable, message: "Connection dropped" }, "retry", "no", false],
+    ["replica killed mid-call (ECONNRESET)", { code: Code.Unavailable, message: "read ECONNRESET" }, "retry", "no", false],
     ["RST_STREAM seen as Internal", { code: Code.Internal, message: "Received RST_STREAM with code 2 (Internal server error)" }, "retry", "no", true],
     ["headers already received", { code: Code.Unavailable, headersReceived: true }, "no", "no", true],
+    ["headers received, streaming call, connection lost", { code: Code.Unavailable, message: "read ECONNRESET", headersReceived: true, unary: false }, "no", "no", false],
+    // A unary caller sees nothing before the status: a safe call cut off after headers is redone.
+    ["headers received, unary call, connection lost", { code: Code.Unavailable, message: "read ECONNRESET", headersReceived: true, unary: true }, "retry", "no", false],
+    ["headers received, unary call, stream reset", { code: Code.Internal, message: "Received RST_STREAM with code 2", headersReceived: true, unary: true }, "retry", "no", true],
+    ["headers received, unary call, application Unavailable", { code: Code.Unavailable, headersReceived: true, unary: true }, "no", "no", true],
     ["negative pushback", { code: Code.Unavailable, pushback: "stop" }, "no", "no", true],
     ["ResourceExhausted with pushback (shed)", { code: Code.ResourceExhausted, pushback: 50 }, "retry", "no", false],
     ["Unavailable with pushback 0", { code: Code.Unavailable, pushback: 0 }, "retry", "no", true],

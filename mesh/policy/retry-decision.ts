@@ -7,6 +7,8 @@ export interface FailedAttempt {
   message: string;
   /** Response headers arrived: the server application saw the call (A6: committed, no retry). */
   headersReceived: boolean;
+  /** A unary call: nothing reaches the caller before the final status, so a lost connection commits nothing. */
+  unary?: boolean;
   /** The method is idempotent / has no side effects, or the request carries an idempotency key. */
   safe: boolean;
   /** From `grpc-retry-pushback-ms`: absent, a delay in ms, or "stop" (negative or unparseable). */
@@ -48,8 +50,18 @@ export function isStreamReset(f: Pick<FailedAttempt, "code" | "message">): boole
 }
 
 /**
+ * The connection to the endpoint went away under the attempt (the replica died or was cut off):
+ * grpc-js reports Unavailable with the socket error, or "Connection dropped".
+ */
+export function connectionLost(f: Pick<FailedAttempt, "code" | "message">): boolean {
+  return f.code === Code.Unavailable && /ECONNRESET|EPIPE|Connection dropped|socket hang up/i.test(f.message);
+}
+
+/**
  * The retry rule, a pure function of the failed attempt (tested cell by cell):
- * 1. response headers arrived → no (A6: the call is committed);
+ * 1. response headers arrived → no (A6: the call is committed), except a safe unary call whose
+ *    connection was lost or stream reset before its status: its caller has seen nothing yet, and
+ *    a replica killed between sending headers and trailers must not fail a call that can be redone;
  * 2. the status must be retryable: one of `retryableCodes` (default Unavailable), a stream reset,
  *    or ResourceExhausted with a pushback (the server shed the call and says when to come back);
  *    DeadlineExceeded never is (the deadline spans all attempts), nor are application codes;
@@ -67,8 +79,13 @@ export function decideRetry(f: FailedAttempt, retryableCodes: ReadonlySet<Code>)
   // load; otherwise one shedding replica (which fails fast, so the balancer keeps picking it)
   // would drain the bucket while its peers answer every retry.
   const shed = f.code === Code.ResourceExhausted && typeof f.pushback === "number";
-  const countsForThrottle = reached && !shed;
-  if (f.headersReceived || f.pushback === "stop") return { verdict: "no", countsForThrottle };
+  // A lost connection says the endpoint is gone, not that the service is overloaded: outlier
+  // ejection deals with it, and the retry budget still bounds the retries. Charging the bucket
+  // would let one replica killed with ≥ 5 calls in flight stop every retry of the upstream (R1).
+  const lost = connectionLost(f);
+  const countsForThrottle = reached && !shed && !lost;
+  const committed = f.headersReceived && !(f.safe && f.unary && (lost || isStreamReset(f)));
+  if (committed || f.pushback === "stop") return { verdict: "no", countsForThrottle };
   if (!reached) return { verdict: "transparent", countsForThrottle };
   return { verdict: f.safe ? "retry" : "no", countsForThrottle };
 }
