@@ -6,7 +6,9 @@
  * Both servers are pinned to CPU 0 and each round's load driver to CPU 1 (taskset), rounds are
  * interleaved (plain, mesh, plain, mesh, ...), and the report gives medians over rounds and the
  * ratio mesh/plain. The Meshwork side goes through etcd discovery, the balancer, the
- * protobuf-es ↔ grpc-js adapter and the server bootstrap; the plain side is proto-loader on both ends.
+ * protobuf-es ↔ grpc-js adapter, the default call policy, the server bootstrap and telemetry started
+ * on both sides (as runService does); the plain side is proto-loader on both ends. Each path also
+ * reports the CPU time per call of its server process and of its driver (the client side).
  * `bench/run.ts` runs the same measurement (plus connect-node) among its other scenarios.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -33,8 +35,21 @@ async function main() {
   const failures = plain.failures + mesh.failures;
   const ratio = mesh.rps / plain.rps;
   const addedP99 = mesh.p99 - plain.p99;
-  const row = (name: string, s: typeof plain) => [name, s.rps.toFixed(0), s.p50.toFixed(3), s.p99.toFixed(3), s.p50At1?.toFixed(3) ?? "-"];
-  console.log(table(["path", "req/s (median)", "p50 ms", "p99 ms", "p50 ms @1 in flight"], [row("plain grpc-js → grpc-js", plain), row("meshwork client → server", mesh)]));
+  const row = (name: string, s: typeof plain) => [
+    name,
+    s.rps.toFixed(0),
+    s.p50.toFixed(3),
+    s.p99.toFixed(3),
+    s.p50At1?.toFixed(3) ?? "-",
+    s.serverCpuUs.toFixed(0),
+    s.driverCpuUs.toFixed(0),
+  ];
+  console.log(
+    table(
+      ["path", "req/s (median)", "p50 ms", "p99 ms", "p50 ms @1 in flight", "server CPU µs/call", "client CPU µs/call"],
+      [row("plain grpc-js → grpc-js", plain), row("meshwork client → server", mesh)],
+    ),
+  );
   console.log(`throughput ratio mesh/plain: ${ratio.toFixed(3)}; added p99: ${addedP99.toFixed(3)} ms; failed calls: ${failures}`);
   mkdirSync(join(__dirname, "results"), { recursive: true });
   writeFileSync(

@@ -84,6 +84,11 @@ function hopRows(scenario: string, side: HopSummary, plain: HopSummary, label: s
   if (side.p50At1 !== undefined && plain.p50At1 !== undefined) {
     rows.push({ scenario, metric: "p50 @1 in flight", value: side.p50At1, baseline: plain.p50At1, baselineLabel: label, unit: "ms", better: "lower", failures });
   }
+  // Where the time goes: CPU per call of the server process (on CPU 0) and of the driver (the client side, CPU 1).
+  rows.push(
+    { scenario, metric: "server CPU per call", value: side.serverCpuUs, baseline: plain.serverCpuUs, baselineLabel: label, unit: "µs", better: "lower", failures },
+    { scenario, metric: "client CPU per call", value: side.driverCpuUs, baseline: plain.driverCpuUs, baselineLabel: label, unit: "µs", better: "lower", failures },
+  );
 }
 
 async function scenario(n: number, name: string, body: () => Promise<void>): Promise<void> {

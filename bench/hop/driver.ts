@@ -11,11 +11,14 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { join } from "node:path";
 import { CatalogService } from "../../gen/catalog/v1/catalog_pb.js";
 import { Mesh } from "../../mesh/runtime/index.js";
+import { startTelemetry } from "../../mesh/telemetry/index.js";
 import { quantile } from "../lib/stats.js";
 
 const [kind, target, concurrencyArg, durationArg] = process.argv.slice(2);
 const concurrency = Number(concurrencyArg);
 const durationMs = Number(durationArg);
+// 1.5 s: hundreds (loaded machine) to thousands of calls, enough for V8 to optimise either client.
+const WARMUP_MS = 1_500;
 
 async function makeCall(): Promise<{ call: () => Promise<void>; close: () => Promise<void> }> {
   if (kind === "plain") {
@@ -34,6 +37,8 @@ async function makeCall(): Promise<{ call: () => Promise<void>; close: () => Pro
     return { call: async () => void (await client.getProduct({ id: "p1" })), close: async () => undefined };
   }
   const { policy } = await import("./policy-choice.js");
+  // Telemetry as every Meshwork service has it (runService starts it): spans, metrics, context.
+  startTelemetry({ serviceName: "benchdriver", instanceId: `benchdriver-${process.pid}` });
   const mesh = new Mesh({ etcdEndpoints: [target], policyFor: policy });
   const client = createClient(CatalogService, mesh.transport("benchhop"));
   await client.getProduct({ id: "warm" });
@@ -42,11 +47,21 @@ async function makeCall(): Promise<{ call: () => Promise<void>; close: () => Pro
 
 async function main() {
   const { call, close } = await makeCall();
-  // Warm up JIT and connections before measuring.
+  // Warm up connections, then the JIT at the round's concurrency: each round is a fresh driver
+  // process, and a cold client would charge compilation to the path with more JavaScript.
   for (let i = 0; i < 200; i++) await call();
+  const warmEnd = Date.now() + WARMUP_MS;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < warmEnd) await call().catch(() => undefined);
+    }),
+  );
   const latencies: number[] = [];
   const codes: Record<string, number> = {};
+  // Tells the orchestrator when to read the server's CPU time (bench/hop/run-hop.ts).
+  process.stdout.write("measure-start\n");
   const end = Date.now() + durationMs;
+  const cpu0 = process.cpuUsage();
   const started = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -64,9 +79,13 @@ async function main() {
     }),
   );
   const elapsedS = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  process.stdout.write("measure-end\n");
   await close();
+  // CPU of this process (the client side of the hop plus the driver's own loop) per call.
+  const driverCpuUs = (cpu.user + cpu.system) / Math.max(1, latencies.length);
   process.stdout.write(
-    JSON.stringify({ kind, rps: (codes.ok ?? 0) / elapsedS, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), codes }) + "\n",
+    JSON.stringify({ kind, rps: (codes.ok ?? 0) / elapsedS, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), calls: latencies.length, driverCpuUs, codes }) + "\n",
   );
   process.exit(0);
 }

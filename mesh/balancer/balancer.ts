@@ -70,6 +70,8 @@ export class Balancer {
   pick(exclude?: ReadonlySet<string>, now = Date.now()): string | undefined {
     const all = this.keys;
     if (all.length === 0) return undefined;
+    // The common case, one healthy endpoint and nothing to avoid: no candidate lists to build.
+    if (all.length === 1 && (exclude === undefined || exclude.size === 0) && this.stats.get(all[0])!.ejectedUntil === 0) return all[0];
     let candidates = all.filter((k) => !exclude?.has(k) && this.available(k, now));
     if (candidates.length === 0) candidates = all.filter((k) => !exclude?.has(k));
     if (candidates.length === 0) candidates = all.filter((k) => this.available(k, now));

@@ -160,7 +160,7 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
     tried: Set<string>,
     attemptFn: (endpoint: string, attemptDeadline: number | undefined, attempt: number) => Promise<R>,
   ): Promise<R> {
-    await ensureReady(signal);
+    if (!isReady) await ensureReady(signal);
     const done = policy.begin?.(method);
     for (let attempt = 1; ; attempt++) {
       const endpoint = balancer.pick(tried);
@@ -169,8 +169,11 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
         done?.(false, err.code);
         throw err;
       }
-      tried.add(endpoint);
-      if (tried.size >= balancer.endpoints().length) tried.clear();
+      // With one endpoint there is nothing to avoid: skip the bookkeeping.
+      if (balancer.endpoints().length > 1) {
+        tried.add(endpoint);
+        if (tried.size >= balancer.endpoints().length) tried.clear();
+      }
       const started = balancer.start(endpoint);
       try {
         const attemptDeadline = policy.attemptDeadline ? policy.attemptDeadline(method, deadline) : deadline;
@@ -267,7 +270,8 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
         message: isMessage(input, method.input) ? input : create(method.input, input),
       };
       req.contextValues.set(TIMEOUT_KEY, timeoutMs);
-      return (await unaryFn(req as UnaryRequest)) as UnaryResponse<I, O>;
+      // No await: the interceptor chain's promise is the call's (one promise less per call).
+      return unaryFn(req as UnaryRequest) as Promise<UnaryResponse<I, O>>;
     },
     async stream<I extends DescMessage, O extends DescMessage>(
       method: DescMethodStreaming<I, O>,

@@ -20,7 +20,15 @@ const storage = new AsyncLocalStorage<DeadlineScope>();
 export function deadlineMiddleware(): ServerMiddleware {
   return (ctx, next) => {
     const left = ctx.timeoutMs();
-    return storage.run({ deadline: left === undefined ? undefined : Date.now() + left, signal: ctx.signal }, next);
+    // The signal is read only by handlers that call out: building it (an AbortController per
+    // call) waits until then.
+    const scope: DeadlineScope = {
+      deadline: left === undefined ? undefined : Date.now() + left,
+      get signal() {
+        return ctx.signal;
+      },
+    };
+    return storage.run(scope, next);
   };
 }
 

@@ -1,7 +1,7 @@
 import type { DescMethod, Message } from "@bufbuild/protobuf";
-import type { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { setMaxListeners } from "node:events";
-import { Client, Metadata, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { Client, Metadata, status as Status, type ClientReadableStream, type StatusObject } from "@grpc/grpc-js";
 import { grpcServiceDefinition } from "./definition.js";
 import { fromGrpcError } from "./errors.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
@@ -43,46 +43,67 @@ function methodDef(method: DescMethod) {
   return grpcServiceDefinition(method.parent)[method.name];
 }
 
-/** One unary attempt on `client`'s channel; rejects with {@link AttemptError}. */
+// Shared: a message context with nothing to report back (grpc-js only reads it).
+const NO_CONTEXT = Object.freeze({});
+
+/**
+ * One unary attempt on `client`'s channel; rejects with {@link AttemptError}. Talks to the channel's
+ * call directly (start, send, half-close, read) instead of `Client.makeUnaryRequest`: that wrapper
+ * adds an EventEmitter, the interceptor machinery and a captured stack per call, none of which a
+ * mesh call uses (the channels have no grpc-js interceptors; errors carry their own stack).
+ */
 export function unaryCall<O extends Message>(client: Client, method: DescMethod, input: Message, opts: CallOptions = {}): Promise<UnaryResult<O>> {
   const def = methodDef(method);
   const md = opts.header ? headersToMetadata(opts.header) : new Metadata();
   return new Promise((resolve, reject) => {
+    let payload: Buffer;
+    try {
+      payload = def.requestSerialize(input);
+    } catch (e) {
+      reject(new AttemptError(new ConnectError(`request message serialization failed: ${e instanceof Error ? e.message : String(e)}`, Code.Internal), false));
+      return;
+    }
     let header: Metadata | undefined;
-    let trailer: Metadata | undefined;
     let value: O | undefined;
-    let failed: ServiceError | undefined;
-    let done = 0;
-    // Resolve once both the callback and the status (trailers) have arrived.
-    const finish = () => {
-      if (++done < 2) return;
-      cleanup();
-      if (failed) reject(new AttemptError(fromGrpcError(failed), header !== undefined));
-      else resolve(lazyResult(value as O, header, trailer));
-    };
-    const call = client.makeUnaryRequest(
-      def.path,
-      def.requestSerialize,
-      def.responseDeserialize,
-      input,
-      md,
-      { deadline: opts.deadline },
-      (err, res) => {
-        if (err) failed = err;
-        else value = res as O;
-        finish();
-      },
-    );
-    call.on("metadata", (m: Metadata) => (header = m));
-    call.on("status", (s) => {
-      trailer = s.metadata;
-      finish();
-    });
-    const abort = () => call.cancel();
+    let readError: string | undefined;
+    const call = client.getChannel().createCall(def.path, opts.deadline ?? Infinity, undefined, null, undefined);
+    const abort = () => call.cancelWithStatus(Status.CANCELLED, "Cancelled on client");
     const signal = opts.signal === NEVER_ABORTED ? undefined : opts.signal;
-    const cleanup = () => signal?.removeEventListener("abort", abort);
+    call.start(md, {
+      onReceiveMetadata(m: Metadata) {
+        header = m;
+      },
+      onReceiveMessage(buf: Buffer) {
+        if (value !== undefined) {
+          call.cancelWithStatus(Status.UNIMPLEMENTED, "Too many responses received");
+          return;
+        }
+        try {
+          value = def.responseDeserialize(buf) as O;
+        } catch (e) {
+          readError = `Response message parsing error: ${e instanceof Error ? e.message : String(e)}`;
+          call.cancelWithStatus(Status.INTERNAL, readError);
+        }
+      },
+      onReceiveStatus(status: StatusObject) {
+        signal?.removeEventListener("abort", abort);
+        const headersReceived = header !== undefined;
+        if (readError !== undefined) {
+          reject(new AttemptError(new ConnectError(readError, Code.Internal), headersReceived));
+        } else if (status.code !== Status.OK) {
+          reject(new AttemptError(fromGrpcError(status), headersReceived));
+        } else if (value === undefined) {
+          reject(new AttemptError(new ConnectError("no response message received", Code.Unimplemented, metadataToHeaders(status.metadata)), headersReceived));
+        } else {
+          resolve(lazyResult(value, header, status.metadata));
+        }
+      },
+    });
+    call.startRead();
+    call.sendMessageWithContext(NO_CONTEXT, payload);
+    call.halfClose();
     if (signal) {
-      if (signal.aborted) call.cancel();
+      if (signal.aborted) abort();
       else signal.addEventListener("abort", abort, { once: true });
     }
   });

@@ -40,10 +40,16 @@ export interface AdapterOptions {
 }
 
 // Shared reasons: allocating an error (and its stack) per completed call is measurable at 10k req/s.
-const COMPLETED = new ConnectError("call completed", Code.Canceled);
-const CANCELLED_BY_CLIENT = new ConnectError("cancelled by the client", Code.Canceled);
-const SERVER_SHUTDOWN = new ConnectError("server shutting down", Code.Unavailable);
-const SERVER_DRAINING = new ConnectError("server draining: re-subscribe on another replica", Code.Unavailable);
+// Built on first use, not at import: a ConnectError creates a Headers object, which loads node's
+// bundled undici (~2 MiB of heap in every idle service).
+function sharedReason(message: string, code: Code): () => ConnectError {
+  let e: ConnectError | undefined;
+  return () => (e ??= new ConnectError(message, code));
+}
+const COMPLETED = sharedReason("call completed", Code.Canceled);
+const CANCELLED_BY_CLIENT = sharedReason("cancelled by the client", Code.Canceled);
+const SERVER_SHUTDOWN = sharedReason("server shutting down", Code.Unavailable);
+const SERVER_DRAINING = sharedReason("server draining: re-subscribe on another replica", Code.Unavailable);
 
 /**
  * The HandlerContext of one call. Cheaper than Connect's `createHandlerContext` on the hot path:
@@ -83,7 +89,7 @@ class CallContext implements HandlerContext {
     if (!this.controller) {
       this.controller = new AbortController();
       if (this.reason) this.controller.abort(this.reason);
-      else if (this.finished) this.controller.abort(COMPLETED);
+      else if (this.finished) this.controller.abort(COMPLETED());
     }
     return this.controller.signal;
   }
@@ -117,10 +123,24 @@ class CallContext implements HandlerContext {
     return this.resTrailer && hasAny(this.resTrailer) ? headersToMetadata(this.resTrailer) : undefined;
   }
 
-  /** Calls `fn` once the call is aborted (at once if it already is). */
+  /** Calls `fn` once the call is aborted (at once if it already is); never after it finished. */
   onAbort(fn: () => void): void {
     if (this.reason) fn();
-    else this.listeners.push(fn);
+    else if (!this.finished) this.listeners.push(fn);
+  }
+
+  /** One request header without building a Headers object (the first value, as `Headers.get` would join them). */
+  header(name: string): string | undefined {
+    if (this.reqHeader) return this.reqHeader.get(name) ?? undefined;
+    const values = this.metadata.get(name);
+    if (values.length === 0) return undefined;
+    if (values.length === 1 && typeof values[0] === "string") return values[0];
+    return this.requestHeader.get(name) ?? undefined;
+  }
+
+  /** Request header names, lower case. */
+  headerKeys(): string[] {
+    return this.reqHeader ? [...this.reqHeader.keys()] : Object.keys(this.metadata.getMap());
   }
 
   abort(reason: ConnectError): void {
@@ -137,8 +157,35 @@ class CallContext implements HandlerContext {
     this.finished = true;
     clearTimeout(this.timer);
     this.listeners.length = 0;
-    this.controller?.abort(this.reason ?? COMPLETED);
+    this.controller?.abort(this.reason ?? COMPLETED());
   }
+}
+
+/**
+ * Calls `fn` with the abort reason if the call is aborted (deadline, client cancel, shutdown)
+ * before it finishes. For middleware that must act at the abort (e.g. end a span): on a mesh
+ * adapter call it costs an array push instead of the AbortController and listener that
+ * `ctx.signal` needs. Returns a function that unregisters `fn`.
+ */
+export function onCallAbort(ctx: HandlerContext, fn: (reason: unknown) => void): () => void {
+  if (ctx instanceof CallContext) {
+    let live = true;
+    ctx.onAbort(() => live && fn(ctx.reason));
+    return () => (live = false);
+  }
+  const listener = () => fn(ctx.signal.reason);
+  ctx.signal.addEventListener("abort", listener, { once: true });
+  return () => ctx.signal.removeEventListener("abort", listener);
+}
+
+/** One request header of the call, without converting all metadata to Headers on a mesh adapter call. */
+export function requestHeaderValue(ctx: HandlerContext, name: string): string | undefined {
+  return ctx instanceof CallContext ? ctx.header(name) : (ctx.requestHeader.get(name) ?? undefined);
+}
+
+/** The request header names of the call (lower case). */
+export function requestHeaderKeys(ctx: HandlerContext): string[] {
+  return ctx instanceof CallContext ? ctx.headerKeys() : [...ctx.requestHeader.keys()];
 }
 
 function asMessage(schema: DescMessage, value: unknown): Message {
@@ -196,10 +243,10 @@ export function grpcImplementation<S extends DescService>(
   const active = new Set<CallContext>();
   const streams = new Set<CallContext>();
   opts.shutdownSignal?.addEventListener("abort", () => {
-    for (const ctx of active) ctx.abort(SERVER_SHUTDOWN);
+    for (const ctx of active) ctx.abort(SERVER_SHUTDOWN());
   });
   opts.drainSignal?.addEventListener("abort", () => {
-    for (const ctx of streams) ctx.abort(SERVER_DRAINING);
+    for (const ctx of streams) ctx.abort(SERVER_DRAINING());
   });
   const out: UntypedServiceImplementation = {};
   const def = grpcServiceDefinition(service);
@@ -211,12 +258,13 @@ export function grpcImplementation<S extends DescService>(
       const requested = requestedTimeout(call);
       const timeout = opts.timeoutFor ? opts.timeoutFor(method, requested) : requested;
       const ctx = new CallContext(service, method, url, call.metadata, timeout === undefined ? undefined : Date.now() + timeout, opts.contextValues);
-      call.once("cancelled", () => ctx.abort(CANCELLED_BY_CLIENT));
+      // `on`, not `once`: grpc-js emits it at most once per call, and once's wrapper costs per call.
+      call.on("cancelled", () => ctx.abort(CANCELLED_BY_CLIENT()));
       active.add(ctx);
-      if (opts.shutdownSignal?.aborted) ctx.abort(SERVER_SHUTDOWN);
+      if (opts.shutdownSignal?.aborted) ctx.abort(SERVER_SHUTDOWN());
       if (isStream) {
         streams.add(ctx);
-        if (opts.drainSignal?.aborted) ctx.abort(SERVER_DRAINING);
+        if (opts.drainSignal?.aborted) ctx.abort(SERVER_DRAINING());
       }
       return ctx;
     };

@@ -158,9 +158,13 @@ export function createCallPolicy(opts: CallPolicyOptions): ServiceCallPolicy {
     timeoutMs(method, requested) {
       const inbound = currentSignal();
       if (inbound?.aborted) throw ConnectError.from(inbound.reason, Code.Canceled);
-      const limits = [requested, remainingMs(), resolve(method).timeoutMs].filter((t): t is number => t !== undefined);
-      if (limits.length === 0) return undefined;
-      const t = Math.min(...limits);
+      // The shortest of the caller's timeout, the inbound call's remaining time and the method's limit.
+      let t = requested;
+      const left = remainingMs();
+      if (left !== undefined && (t === undefined || left < t)) t = left;
+      const max = resolve(method).timeoutMs;
+      if (max !== undefined && (t === undefined || max < t)) t = max;
+      if (t === undefined) return undefined;
       if (t < margin) {
         throw new ConnectError(`${Math.max(0, Math.round(t))} ms left for ${method.parent.typeName}/${method.name}, below the ${margin} ms margin: not sent`, Code.DeadlineExceeded);
       }
@@ -184,7 +188,7 @@ export function createCallPolicy(opts: CallPolicyOptions): ServiceCallPolicy {
       const ce = info.error.error;
       const pushback = parsePushback(ce.metadata.get("grpc-retry-pushback-ms"));
       const d = decideRetry(
-        { code: ce.code, message: ce.rawMessage, headersReceived: info.error.headersReceived, safe: isSafe(r, info.request), pushback },
+        { code: ce.code, message: ce.rawMessage, headersReceived: info.error.headersReceived, unary: info.method.methodKind === "unary", safe: isSafe(r, info.request), pushback },
         r.retryableCodes,
       );
       if (d.countsForThrottle) throttle?.onFailure();

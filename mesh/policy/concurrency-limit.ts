@@ -121,8 +121,7 @@ export function createConcurrencyLimit(opts: ConcurrencyLimitOptions = {}): Conc
     next.admit(now);
   };
 
-  const middleware: ServerMiddleware = async (ctx, next) => {
-    const started = await acquire(ctx);
+  const runAdmitted = async (started: number, next: () => Promise<void>) => {
     try {
       await next();
     } finally {
@@ -131,6 +130,17 @@ export function createConcurrencyLimit(opts: ConcurrencyLimitOptions = {}): Conc
       serviceTimeMs = serviceTimeMs === undefined ? took : serviceTimeMs + 0.2 * (took - serviceTimeMs);
       release(started);
     }
+  };
+
+  const middleware: ServerMiddleware = (ctx, next) => {
+    let slot: Promise<number> | number;
+    try {
+      slot = acquire(ctx);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    // Admitted at once (the usual case): no await on a plain number, one promise less per call.
+    return typeof slot === "number" ? runAdmitted(slot, next) : slot.then((started) => runAdmitted(started, next));
   };
 
   return { middleware, stats: () => ({ active: running.length, queued: waiting.length, rejected, serviceTimeMs }) };

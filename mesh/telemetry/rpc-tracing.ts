@@ -1,5 +1,5 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type Interceptor, type StreamResponse } from "@connectrpc/connect";
 import {
   context,
   createContextKey,
@@ -15,7 +15,7 @@ import {
   type Tracer,
 } from "@opentelemetry/api";
 import type { CallPolicy } from "../client/index.js";
-import type { ServerMiddleware } from "../grpc/index.js";
+import { onCallAbort, requestHeaderKeys, requestHeaderValue, type ServerMiddleware } from "../grpc/index.js";
 import { meshMetrics } from "./metrics.js";
 
 /*
@@ -65,9 +65,10 @@ export function tracer(): Tracer {
 /** Server span status per the RPC conventions: only these codes mean the server failed. */
 const SERVER_FAULTS = new Set<Code>([Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented, Code.Internal, Code.Unavailable, Code.DataLoss]);
 
-const headersGetter: TextMapGetter<Headers> = {
-  get: (h, key) => h.get(key) ?? undefined,
-  keys: (h) => [...h.keys()],
+/** Reads the inbound trace context straight from the call's metadata (no Headers conversion). */
+const callHeadersGetter: TextMapGetter<HandlerContext> = {
+  get: (ctx, key) => requestHeaderValue(ctx, key),
+  keys: (ctx) => requestHeaderKeys(ctx),
 };
 
 const headersSetter: TextMapSetter<Headers> = {
@@ -84,6 +85,26 @@ export function defaultTarget(service: DescService): string {
 
 function rpcAttributes(service: string, method: string): Attributes {
   return { [ATTR.rpcSystem]: "grpc", [ATTR.rpcService]: service, [ATTR.rpcMethod]: method };
+}
+
+/** What a span of one method is named and starts with, built once per method (spans copy the attributes). */
+interface MethodNames {
+  service: string;
+  method: string;
+  spanName: string;
+  attributes: Attributes;
+}
+
+const serverNames = new WeakMap<DescMethod, MethodNames>();
+
+function serverNamesOf(m: DescMethod): MethodNames {
+  let n = serverNames.get(m);
+  if (!n) {
+    const service = m.parent.typeName;
+    n = { service, method: m.name, spanName: `${service}/${m.name}`, attributes: rpcAttributes(service, m.name) };
+    serverNames.set(m, n);
+  }
+  return n;
 }
 
 /** The ConnectError a call ended with; the adapter turns anything else into Internal, so do we. */
@@ -106,25 +127,24 @@ function recordUnexpected(span: Span, err: unknown): void {
  */
 export function tracingMiddleware(): ServerMiddleware {
   return async (ctx, next) => {
-    const service = ctx.service.typeName;
-    const method = ctx.method.name;
-    const parent = propagation.extract(ROOT_CONTEXT, ctx.requestHeader, headersGetter);
-    const span = tracer().startSpan(`${service}/${method}`, { kind: SpanKind.SERVER, attributes: rpcAttributes(service, method) }, parent);
+    const { service, method, spanName, attributes } = serverNamesOf(ctx.method);
+    const parent = propagation.extract(ROOT_CONTEXT, ctx, callHeadersGetter);
+    const span = tracer().startSpan(spanName, { kind: SpanKind.SERVER, attributes }, parent);
     const started = performance.now();
     const streaming = ctx.method.methodKind !== "unary";
     let ended = false;
     const end = (err: ConnectError | undefined) => {
       if (ended) return;
       ended = true;
-      ctx.signal.removeEventListener("abort", onAbort);
+      stopListening();
       const durationMs = performance.now() - started;
       span.setAttribute(ATTR.rpcGrpcStatusCode, err ? err.code : 0);
       if (err && SERVER_FAULTS.has(err.code)) span.setStatus({ code: SpanStatusCode.ERROR, message: err.rawMessage });
       span.end();
       meshMetrics.serverCall(service, method, err?.code, streaming ? undefined : durationMs);
     };
-    const onAbort = () => end(ctx.signal.reason instanceof ConnectError ? ctx.signal.reason : new ConnectError("call cancelled", Code.Canceled));
-    ctx.signal.addEventListener("abort", onAbort, { once: true });
+    // Ends the span at the deadline / client cancel even if the handler runs on.
+    const stopListening = onCallAbort(ctx, (reason) => end(reason instanceof ConnectError ? reason : new ConnectError("call cancelled", Code.Canceled)));
     try {
       await context.with(trace.setSpan(parent, span), next);
       end(undefined);
@@ -153,16 +173,22 @@ export interface TracingInterceptorOptions {
  */
 export function tracingInterceptor(opts: TracingInterceptorOptions = {}): Interceptor {
   const targetOf = opts.target ?? defaultTarget;
+  // Per method: names, target and span attributes (the target is fixed per service).
+  const names = new WeakMap<DescMethod, MethodNames & { target: string }>();
+  const namesOf = (m: DescMethod) => {
+    let n = names.get(m);
+    if (!n) {
+      const service = m.parent.typeName;
+      const target = targetOf(m.parent);
+      n = { service, method: m.name, target, spanName: `${service}/${m.name}`, attributes: { ...rpcAttributes(service, m.name), [ATTR.target]: target } };
+      names.set(m, n);
+    }
+    return n;
+  };
   return (next) => async (req) => {
-    const service = req.service.typeName;
-    const method = req.method.name;
-    const target = targetOf(req.service);
+    const { service, method, target, spanName, attributes } = namesOf(req.method);
     const parent = context.active();
-    const span = tracer().startSpan(
-      `${service}/${method}`,
-      { kind: SpanKind.CLIENT, attributes: { ...rpcAttributes(service, method), [ATTR.target]: target } },
-      parent,
-    );
+    const span = tracer().startSpan(spanName, { kind: SpanKind.CLIENT, attributes }, parent);
     const ctx = trace.setSpan(parent, span).setValue(CLIENT_SPAN, span);
     propagation.inject(ctx, req.header, headersSetter);
     const started = performance.now();
@@ -214,11 +240,30 @@ export function recordEvent(name: string, attributes?: Attributes): void {
   trace.getActiveSpan()?.addEvent(name, attributes);
 }
 
+interface EndpointParts {
+  address: string;
+  port: number | undefined;
+}
+
+// Endpoints are few and long-lived; the bound only matters for a process that sees endless churn.
+const ENDPOINT_CACHE_LIMIT = 1_000;
+const endpointParts = new Map<string, EndpointParts>();
+
+function endpointPartsOf(endpoint: string): EndpointParts {
+  let p = endpointParts.get(endpoint);
+  if (!p) {
+    const i = endpoint.lastIndexOf(":");
+    const port = Number(endpoint.slice(i + 1));
+    p = i <= 0 || !Number.isInteger(port) ? { address: endpoint, port: undefined } : { address: endpoint.slice(0, i).replace(/^\[|\]$/g, ""), port };
+    if (endpointParts.size >= ENDPOINT_CACHE_LIMIT) endpointParts.clear();
+    endpointParts.set(endpoint, p);
+  }
+  return p;
+}
+
 function splitEndpoint(endpoint: string): Attributes {
-  const i = endpoint.lastIndexOf(":");
-  const port = Number(endpoint.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port)) return { [ATTR.serverAddress]: endpoint };
-  return { [ATTR.serverAddress]: endpoint.slice(0, i).replace(/^\[|\]$/g, ""), [ATTR.serverPort]: port };
+  const p = endpointPartsOf(endpoint);
+  return p.port === undefined ? { [ATTR.serverAddress]: p.address } : { [ATTR.serverAddress]: p.address, [ATTR.serverPort]: p.port };
 }
 
 /**
@@ -230,11 +275,17 @@ function splitEndpoint(endpoint: string): Attributes {
 export function recordAttempt(method: DescMethod, endpoint: string, outcome: string, code: Code | undefined, attempt: number, target = defaultTarget(method.parent)): void {
   meshMetrics.clientAttempt(target, method.name, attempt);
   const span = callSpan();
-  if (!span) return;
-  const where = splitEndpoint(endpoint);
-  span.addEvent(attempt > 1 ? "retry" : "attempt", { [ATTR.attempt]: attempt, ...where, [ATTR.outcome]: outcome, [ATTR.rpcGrpcStatusCode]: code ?? 0 });
+  if (!span || !span.isRecording()) return;
+  const where = endpointPartsOf(endpoint);
+  const event: Attributes = { [ATTR.attempt]: attempt, [ATTR.serverAddress]: where.address };
+  if (where.port !== undefined) event[ATTR.serverPort] = where.port;
+  event[ATTR.outcome] = outcome;
+  event[ATTR.rpcGrpcStatusCode] = code ?? 0;
+  span.addEvent(attempt > 1 ? "retry" : "attempt", event);
   // The endpoint of the last attempt is the one that answered.
-  span.setAttributes({ ...where, [ATTR.attempts]: attempt });
+  span.setAttribute(ATTR.serverAddress, where.address);
+  if (where.port !== undefined) span.setAttribute(ATTR.serverPort, where.port);
+  span.setAttribute(ATTR.attempts, attempt);
 }
 
 /** A retry the policy wanted but its budget/token bucket refused: metric plus a span event. */
