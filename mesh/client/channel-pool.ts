@@ -21,9 +21,16 @@ export const CLIENT_CHANNEL_OPTIONS: ChannelOptions = {
   "grpc.enable_retries": 0,
 };
 
+// A removed endpoint's channel is closed this long after it left the endpoint set: a draining
+// replica (DEFAULT_DRAIN_GRACE_MS = 10 s) still answers the calls in flight on it, and grpc-js
+// fails calls still waiting for a pick on a closed channel ("Channel closed before call started").
+const REMOVED_CHANNEL_GRACE_MS = 10_000;
+
 /** One grpc-js channel per endpoint address, created on first use and reused. */
 export class ChannelPool {
   private readonly clients = new Map<string, Client>();
+  /** Channels of removed endpoints, closed when their grace period ends unless the endpoint returns. */
+  private readonly closing = new Map<string, { client: Client; timer: NodeJS.Timeout }>();
 
   constructor(private readonly options: ChannelOptions = {}) {}
 
@@ -31,18 +38,30 @@ export class ChannelPool {
   get(address: string): Client {
     let c = this.clients.get(address);
     if (!c) {
-      c = new Client(address, credentials.createInsecure(), { ...CLIENT_CHANNEL_OPTIONS, ...this.options });
+      const parked = this.closing.get(address);
+      if (parked) {
+        clearTimeout(parked.timer);
+        this.closing.delete(address);
+        c = parked.client;
+      } else {
+        c = new Client(address, credentials.createInsecure(), { ...CLIENT_CHANNEL_OPTIONS, ...this.options });
+      }
       this.clients.set(address, c);
     }
     return c;
   }
 
-  /** Closes channels for addresses not in `keep` (calls in flight on them still finish). */
+  /** Closes channels for addresses not in `keep` once calls in flight on them have had their grace period. */
   retain(keep: ReadonlySet<string>): void {
     for (const [addr, c] of this.clients) {
       if (!keep.has(addr)) {
         this.clients.delete(addr);
-        c.close();
+        const timer = setTimeout(() => {
+          this.closing.delete(addr);
+          c.close();
+        }, REMOVED_CHANNEL_GRACE_MS);
+        timer.unref();
+        this.closing.set(addr, { client: c, timer });
       }
     }
   }
@@ -50,5 +69,10 @@ export class ChannelPool {
   close(): void {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
+    for (const { client, timer } of this.closing.values()) {
+      clearTimeout(timer);
+      client.close();
+    }
+    this.closing.clear();
   }
 }
