@@ -15,6 +15,7 @@ import { startTestGrpcServer } from "../mesh/testing/grpc-server.js";
 import { loadConfig } from "./config.js";
 import { runGateway, type RunningGateway } from "./run.js";
 import { FAKES, TEST_IDENTITY_KEY, TEST_JWT_SECRET, testToken } from "./testing.js";
+import { findSample, parsePrometheusText } from "../mesh/telemetry/prometheus-text.js";
 
 /** Collects pino's output lines. */
 function captured(): { lines: () => Record<string, unknown>[]; write(s: string): void } {
@@ -23,16 +24,7 @@ function captured(): { lines: () => Record<string, unknown>[]; write(s: string):
 }
 
 /** The value of one Prometheus sample, matched by name and a subset of labels. */
-function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of text.split("\n")) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have: Record<string, string> = {};
-    for (const l of (m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) have[l[1]] = l[2];
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
+const sample = (text: string, name: string, labels: Record<string, string>) => findSample(parsePrometheusText(text), name, labels);
 
 const GATEWAY_ENV = {
   MESHWORK_JWT_SECRET: TEST_JWT_SECRET,

@@ -24,6 +24,7 @@ import {
   type Telemetry,
 } from "./index.js";
 import { spanLogProcessor } from "./logging.js";
+import { findSample, parsePrometheusText, type Sample } from "./prometheus-text.js";
 
 let telemetry: Telemetry;
 let metricsServer: MetricsServer;
@@ -53,24 +54,10 @@ function captured(): { lines: () => Record<string, unknown>[]; write(s: string):
   return { write: (s: string) => void raw.push(s), lines: () => raw.join("").split("\n").filter(Boolean).map((l) => JSON.parse(l)) };
 }
 
-/** Parses Prometheus text into samples. */
-function samples(text: string): { name: string; labels: Record<string, string>; value: number }[] {
-  const out: { name: string; labels: Record<string, string>; value: number }[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) continue;
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
-    out.push({ name: m[1], labels, value: Number(m[3]) });
-  }
-  return out;
-}
+const samples = parsePrometheusText;
+const sample = findSample;
 
-function sample(all: ReturnType<typeof samples>, name: string, labels: Record<string, string>): number | undefined {
-  return all.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
-}
-
-async function scrape(): Promise<ReturnType<typeof samples>> {
+async function scrape(): Promise<Sample[]> {
   const res = await fetch(metricsServer.url);
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toContain("text/plain");

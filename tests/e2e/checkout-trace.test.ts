@@ -25,6 +25,7 @@ import type { InstanceInfo } from "../../mesh/registry/index.js";
 import type { SpanRecord } from "../../mesh/telemetry/index.js";
 import { startLocalMesh, type LocalMesh } from "../../scripts/local-mesh/launcher.js";
 import { registeredInstances } from "../../scripts/local-mesh/instances.js";
+import { parsePrometheusText } from "../../mesh/telemetry/prometheus-text.js";
 
 // One start (~20 s on a loaded 2-core machine), two checkouts and the waits for their events.
 jest.setTimeout(120_000);
@@ -61,18 +62,7 @@ function http(method: string, url: string, opts: { body?: unknown; headers?: Rec
   });
 }
 
-/** Prometheus text → samples. */
-function samples(text: string): { name: string; labels: Record<string, string>; value: number }[] {
-  const out: { name: string; labels: Record<string, string>; value: number }[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) continue;
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
-    out.push({ name: m[1], labels, value: Number(m[3]) });
-  }
-  return out;
-}
+const samples = parsePrometheusText;
 
 /** The value of the one series `name` with (at least) `labels`; undefined when absent. */
 function value(all: ReturnType<typeof samples>, name: string, labels: Record<string, string> = {}): number | undefined {
