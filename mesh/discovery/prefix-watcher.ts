@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { SingleFlightLoop } from "../etcd/single-flight.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ExponentialBackoff, IBackoff } from "cockatiel";
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from "etcd3";
@@ -43,9 +44,7 @@ export class PrefixWatcher<T> extends EventEmitter<PrefixWatcherEvents<T>> {
   private malformedCount = 0;
   private readCount = 0;
   private closed = false;
-  private wanted = false;
-  private running = false;
-  private loopDone: Promise<void> = Promise.resolve();
+  private readonly resyncs = new SingleFlightLoop(() => this.resyncStep(), () => this.closed);
   private wake: (() => void) | undefined;
   private backoff: IBackoff<unknown> = RESYNC_BACKOFF.next();
   private readonly firstRead: Promise<void>;
@@ -98,44 +97,34 @@ export class PrefixWatcher<T> extends EventEmitter<PrefixWatcherEvents<T>> {
       this.rejectFirst(new ConnectError(`watcher of ${this.prefix} closed before its first read`, Code.Canceled));
       this.wake?.();
     }
-    await this.loopDone;
+    await this.resyncs.settled();
     await this.dropWatcher(true);
   }
 
   /** Requests a full re-read; single-flight like the registration loop. */
   private resync(): void {
-    this.wanted = true;
-    if (this.running || this.closed) return;
-    this.running = true;
-    this.loopDone = this.resyncLoop();
+    this.resyncs.request();
   }
 
-  private async resyncLoop(): Promise<void> {
-    while (this.wanted && !this.closed) {
-      this.wanted = false;
-      void this.dropWatcher(false);
-      // Paces reads that fail, and re-reads whose new watch is cancelled again before it
-      // delivers anything; onData() resets it, so the first re-read after healthy watching is
-      // immediate.
-      const delay = this.backoff.duration;
-      this.backoff = this.backoff.next(undefined);
-      if (delay > 0) await this.sleep(delay);
-      if (this.closed) break;
-      try {
-        const res = await this.client.getAll().prefix(this.prefix).exec();
-        if (this.closed) break;
-        this.readCount += 1;
-        const next = new Map<string, Entry<T>>();
-        for (const kv of res.kvs) this.applyPut(next, kv);
-        this.replace(next);
-        this.revision = BigInt(res.header.revision);
-        this.startWatch();
-        this.resolveFirst();
-      } catch {
-        this.wanted = true;
-      }
-    }
-    this.running = false;
+  /** One re-read: drop the watch, read the prefix, watch again from the read's revision. */
+  private async resyncStep(): Promise<void> {
+    void this.dropWatcher(false);
+    // Paces reads that fail, and re-reads whose new watch is cancelled again before it
+    // delivers anything; onData() resets it, so the first re-read after healthy watching is
+    // immediate.
+    const delay = this.backoff.duration;
+    this.backoff = this.backoff.next(undefined);
+    if (delay > 0) await this.sleep(delay);
+    if (this.closed) return;
+    const res = await this.client.getAll().prefix(this.prefix).exec();
+    if (this.closed) return;
+    this.readCount += 1;
+    const next = new Map<string, Entry<T>>();
+    for (const kv of res.kvs) this.applyPut(next, kv);
+    this.replace(next);
+    this.revision = BigInt(res.header.revision);
+    this.startWatch();
+    this.resolveFirst();
   }
 
   private startWatch(): void {

@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ExponentialBackoff, IBackoff } from "cockatiel";
 import type { Etcd3, Lease } from "etcd3";
+import { SingleFlightLoop } from "../etcd/single-flight.js";
 import { InstanceInfo, instanceKey, parseInstance } from "./instance.js";
 
 /** Options for {@link Registration}. */
@@ -52,9 +53,8 @@ export class Registration extends EventEmitter<RegistrationEvents> {
   private lastAckAt = 0;
   private count = 0;
   private closed = false;
-  private wanted = true;
-  private running = false;
-  private loopDone: Promise<void> = Promise.resolve();
+  private readonly repair = new SingleFlightLoop(() => this.step(), () => this.closed);
+  private backoff: IBackoff<unknown>;
   private wake: (() => void) | undefined;
   private readonly firstRegistration: Promise<void>;
   private resolveFirst!: () => void;
@@ -77,6 +77,7 @@ export class Registration extends EventEmitter<RegistrationEvents> {
       initialDelay: opts.retryInitialMs ?? DEFAULT_RETRY_INITIAL_MS,
       maxDelay: opts.retryMaxMs ?? DEFAULT_RETRY_MAX_MS,
     });
+    this.backoff = this.backoffFactory.next();
     this.firstRegistration = new Promise<void>((resolve, reject) => {
       this.resolveFirst = resolve;
       this.rejectFirst = reject;
@@ -136,34 +137,25 @@ export class Registration extends EventEmitter<RegistrationEvents> {
     }
     // An attempt in flight finishes (bounded by the client's call deadline) before the lease is
     // revoked or released, so no lease outlives close().
-    await this.loopDone;
+    await this.repair.settled();
     this.registered = false;
   }
 
-  /** Requests a (re-)registration; runs the loop unless it is already running (single-flight). */
+  /** Requests a (re-)registration; single-flight. */
   private kick(): void {
-    this.wanted = true;
-    if (this.running || this.closed) return;
-    this.running = true;
-    this.loopDone = this.loop();
+    this.repair.request();
   }
 
-  private async loop(): Promise<void> {
-    let backoff: IBackoff<unknown> = this.backoffFactory.next();
-    // `running` is cleared in the same synchronous step as the last `wanted` check, so a kick()
-    // arriving at any point either is seen by this loop or starts a new one.
-    while (this.wanted && !this.closed) {
-      this.wanted = false;
-      try {
-        await this.attempt();
-        backoff = this.backoffFactory.next();
-      } catch {
-        this.wanted = true;
-        await this.sleep(backoff.duration);
-        backoff = backoff.next(undefined);
-      }
+  /** One registration attempt; after a failure, waits the backoff before the loop repeats it. */
+  private async step(): Promise<void> {
+    try {
+      await this.attempt();
+      this.backoff = this.backoffFactory.next();
+    } catch (e) {
+      await this.sleep(this.backoff.duration);
+      this.backoff = this.backoff.next(undefined);
+      throw e;
     }
-    this.running = false;
   }
 
   private async attempt(): Promise<void> {
