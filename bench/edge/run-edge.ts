@@ -1,11 +1,13 @@
 /**
  * Scenario 3: the gateway's Connect JSON path (gateway → Meshwork client → grpc-js backend) vs the
  * backend's own Connect JSON endpoint (connect-node over HTTP/1.1, the same impl). The gateway and
- * the backend share CPU 0; each round's driver runs on CPU 1; rounds alternate direct/gateway.
+ * the backend share CPU 0; each round's load comes from wrk on CPU 1 (bench/edge/wrk.ts, the same
+ * generator as scenario 7); rounds alternate direct/gateway.
  */
 import { join } from "node:path";
 import { startProcess, tsxArgs, waitFor, type ManagedProcess } from "../../mesh/infra/index.js";
 import type { RoundResult } from "../hop/run-hop.js";
+import { runWrk, type WrkRequest } from "./wrk.js";
 import { median } from "../lib/stats.js";
 
 /** Medians per path plus failures (non-200 responses and socket errors). */
@@ -14,6 +16,13 @@ export interface EdgeResult {
   gateway: { rps: number; p50: number; p99: number; failures: number };
   rounds: Record<string, RoundResult[]>;
 }
+
+const GET_PRODUCT: WrkRequest = {
+  method: "POST",
+  path: "/catalog.v1.CatalogService/GetProduct",
+  body: '{"id":"p1"}',
+  headers: { "Content-Type": "application/json", "Connect-Protocol-Version": "1" },
+};
 
 function pinned(cpu: number, file: string, args: string[]): ManagedProcess {
   return startProcess("taskset", ["-c", String(cpu), process.execPath, ...tsxArgs(file, ...args)]);
@@ -39,12 +48,7 @@ export async function runEdge(opts: { rounds: number; seconds: number; connectio
     gateway = pinned(0, join(__dirname, "servers.ts"), ["gateway", String(grpcPort)]);
     const [gatewayPort] = await ready(gateway);
     const rounds: Record<string, RoundResult[]> = { direct: [], gateway: [] };
-    const run = async (port: number) => {
-      const d = pinned(1, join(__dirname, "driver.ts"), [String(port), String(opts.connections), String(opts.seconds * 1000)]);
-      const exit = await d.exited;
-      if (exit.code !== 0) throw new Error(`edge driver failed: ${d.output()}`);
-      return JSON.parse(d.output().trim().split("\n").pop() ?? "") as RoundResult;
-    };
+    const run = (port: number) => runWrk({ cpu: 1, port, request: GET_PRODUCT, connections: opts.connections, seconds: opts.seconds, kind: "edge" });
     for (let r = 0; r < opts.rounds; r++) {
       rounds.direct.push(await run(httpPort));
       rounds.gateway.push(await run(gatewayPort));
