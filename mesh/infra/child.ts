@@ -64,3 +64,13 @@ export function tsxArgs(file: string, ...args: string[]): string[] {
   const loader = require.resolve("tsx").replace(/[^/\\]+$/, "loader.mjs");
   return ["--import", pathToFileURL(loader).href, file, ...args];
 }
+
+/** Whether a process with this pid exists (signal 0 probes without touching it). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

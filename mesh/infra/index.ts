@@ -8,5 +8,5 @@ export { createTestDatabase, postgresAvailable, TEST_PG_ADMIN_URL, type TestData
 export { freePort } from "./ports.js";
 export { waitFor, type WaitOptions } from "./wait.js";
 export { findBinary } from "./binaries.js";
-export { startProcess, tsxArgs, type ManagedProcess } from "./child.js";
+export { startProcess, tsxArgs, processAlive, type ManagedProcess } from "./child.js";
 export { serviceNodeFlags, NODE_FLAGS_FILE } from "./node-flags.js";

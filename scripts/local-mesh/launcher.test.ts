@@ -3,18 +3,12 @@ import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { httpGet } from "../../mesh/infra/http-probe.js";
+import { processAlive } from "../../mesh/infra/index.js";
 import { startLocalMesh } from "./launcher.js";
 
 const FIXTURE_SERVICE = "scripts/local-mesh/fixtures/crash-once-service.ts";
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 
 describe("startLocalMesh with a service that crashes on its first start", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "meshwork-launcher-"));

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { tsxArgs, waitFor } from "../../mesh/infra/index.js";
+import { processAlive, tsxArgs, waitFor } from "../../mesh/infra/index.js";
 import { httpGet } from "../../mesh/infra/http-probe.js";
 import { parseReplicas } from "./shop.js";
 import { parseUpArgs } from "./up-command.js";
@@ -10,14 +10,7 @@ import { UsageError } from "./usage.js";
 
 const root = resolve(__dirname, "..", "..");
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 
 describe("meshwork up: Ctrl-C", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "meshwork-up-"));
