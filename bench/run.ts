@@ -163,7 +163,7 @@ async function main(): Promise<void> {
     const r = await runRss({ settleMs: SETTLE_MS, progress });
     raw.rss = r;
     for (const [name, m] of Object.entries(r.services)) {
-      rows.push({ scenario: "5 idle RSS", metric: `${name} VmRSS (compiled)`, value: m.rssMiB, baseline: GOAL_RSS_MIB, baselineLabel: "goal 80 MB", unit: "MiB", better: "lower", failures: r.failures, note: `peak ${m.hwmMiB.toFixed(0)} MiB` });
+      rows.push({ scenario: "5 idle RSS", metric: `${name} VmRSS (bundle)`, value: m.rssMiB, baseline: GOAL_RSS_MIB, baselineLabel: "goal 80 MB", unit: "MiB", better: "lower", failures: r.failures, note: `peak ${m.hwmMiB.toFixed(0)} MiB; tsc dist/ ${r.tscDist[name].rssMiB.toFixed(1)} MiB` });
     }
     rows.push({
       scenario: "5 idle RSS",

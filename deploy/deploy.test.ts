@@ -3,7 +3,7 @@
  * overlays build and validate; every env variable a manifest sets is one the code reads, and each
  * workload's own config parser accepts the environment it gets; probes, ports, NetworkPolicies,
  * disruption budgets, security settings and termination grace agree with the runtime; the image's
- * entrypoint starts the file tsc emits; compose runs the same image with the same names; the
+ * entrypoint starts the bundle scripts/build.ts writes; compose runs the same image with the same names; the
  * PostgreSQL init SQL, nats.conf and the compose health check work against real servers.
  */
 import { execFile, execFileSync } from "node:child_process";
@@ -14,11 +14,11 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { promisify } from "node:util";
 import { Client as PgClient } from "pg";
-import ts from "typescript";
 import { parse, parseAllDocuments } from "yaml";
 import { findBinary, freePort, NODE_FLAGS_FILE, serviceNodeFlags, startProcess, TEST_PG_ADMIN_URL, waitFor, type ManagedProcess } from "../mesh/infra/index.js";
 import type { RuntimeConfig } from "../mesh/runtime/config.js";
 import { createMeshServer, DEFAULT_CONVERGENCE_DELAY_MS, DEFAULT_DRAIN_GRACE_MS, DEFAULT_HOOK_TIMEOUT_MS, type MeshServer } from "../mesh/server/index.js";
+import { bundleEntries } from "../scripts/build.js";
 
 const ROOT = resolve(__dirname, "..");
 const DEPLOY = __dirname;
@@ -328,21 +328,6 @@ function inBuildContext(path: string): boolean {
   let kept = true;
   for (const r of rules) if (prefixes.some((p) => r.re.test(p))) kept = r.negate;
   return kept;
-}
-
-/** The .js file tsc emits for `source` when compiling only `dirs` (what the Dockerfile copies). */
-function emittedJs(source: string, dirs: string[]): string {
-  const parsed = ts.getParsedCommandLineOfConfigFile(join(ROOT, "tsconfig.json"), undefined, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => {
-      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, "\n"));
-    },
-  });
-  if (!parsed) throw new Error("tsconfig.json does not parse");
-  const fileNames = parsed.fileNames.filter((f) => dirs.some((d) => f.startsWith(join(ROOT, d) + "/")) && !f.endsWith(".test.ts"));
-  const js = ts.getOutputFileNames({ ...parsed, fileNames }, join(ROOT, source), false).find((f) => f.endsWith(".js"));
-  if (!js) throw new Error(`tsc emits no .js for ${source}`);
-  return relative(ROOT, js);
 }
 
 const execFileAsync = promisify(execFile);
@@ -777,8 +762,8 @@ test("overlays: dev runs one replica of each workload; production three, a relea
 describe("container image", () => {
   const stages = dockerStages();
   const runtime = stages.at(-1)!;
-  const build = stages.find((s) => s.lines.some((l) => /^RUN npx tsc -p \.$/.test(l)))!;
-  /** Top-level source folders the build stage copies (and so compiles). */
+  const build = stages.find((s) => s.lines.includes("RUN npx tsx scripts/build.ts"))!;
+  /** Top-level source folders the build stage copies (and so type-checks and bundles). */
   const compiledDirs = build.lines.map((l) => /^COPY (\w+) \.\/\1$/.exec(l)?.[1]).filter((d): d is string => Boolean(d));
 
   test("the Dockerfile copies only existing paths that the build context keeps", () => {
@@ -804,21 +789,32 @@ describe("container image", () => {
     }
   });
 
-  test("the image compiles every file the entry points import and ships their dist/ folders", () => {
-    expect(JSON.parse(readFileSync(join(ROOT, "tsconfig.json"), "utf8")).compilerOptions.outDir).toBe("dist");
-    const shipped = runtime.lines.map((l) => new RegExp(`^COPY --from=${build.name} /src/dist/(\\w+) \\./dist/\\1$`).exec(l)?.[1]).filter(Boolean);
+  test("the build stage type-checks, then bundles every entry point from the files it copies; the runtime ships the bundles", () => {
+    const check = build.lines.indexOf("RUN npx tsc -p . --noEmit");
+    expect(check).toBeGreaterThan(-1);
+    expect(check).toBeLessThan(build.lines.indexOf("RUN npx tsx scripts/build.ts"));
+    expect(build.lines).toContain("COPY scripts/build.ts ./scripts/build.ts");
+    // scripts/build.ts bundles exactly the entries the manifests deploy, one file each.
+    expect(Object.keys(bundleEntries()).sort()).toEqual(ENTRIES.map((e) => e.name).sort());
     for (const e of ENTRIES) {
       for (const f of importClosure(e.main)) {
-        const top = f.split("/")[0];
-        expect({ file: f, compiled: compiledDirs.includes(top), shipped: shipped.includes(top), inContext: inBuildContext(f) }).toEqual({ file: f, compiled: true, shipped: true, inContext: true });
+        expect({ file: f, copied: compiledDirs.includes(f.split("/")[0]), inContext: inBuildContext(f) }).toEqual({ file: f, copied: true, inContext: true });
       }
     }
+    expect(runtime.lines).toContain(`COPY --from=${build.name} /src/dist/bundle ./dist/bundle`);
+    expect(runtime.lines.filter((l) => l.includes(`--from=${build.name}`))).toEqual([`COPY --from=${build.name} /src/dist/bundle ./dist/bundle`]);
   });
 
   test("runtime: node:20-bookworm-slim, production dependencies only, uid 10001, /data volume, tini and the entrypoint", () => {
     expect(runtime.from).toBe("node:20-bookworm-slim");
-    const depsStage = /^COPY --from=(\S+) \/src\/node_modules \.\/node_modules$/.exec(runtime.lines.find((l) => l.includes("node_modules"))!)?.[1];
-    expect(stages.find((s) => s.name === depsStage)!.lines).toContain("RUN npm ci --omit=dev --no-audit --no-fund");
+    // node_modules: the production install, cut down to the folders the bundles require (scripts/build.ts lists them).
+    const depsStage = /^COPY --from=(\S+) \/runtime\/node_modules \.\/node_modules$/.exec(runtime.lines.find((l) => l.includes("node_modules"))!)?.[1];
+    const deps = stages.find((s) => s.name === depsStage)!.lines;
+    expect(deps.indexOf("RUN npm ci --omit=dev --no-audit --no-fund")).toBeGreaterThan(-1);
+    expect(deps.slice(deps.indexOf("RUN npm ci --omit=dev --no-audit --no-fund") + 1)).toEqual([
+      `COPY --from=${build.name} /src/dist/bundle/runtime-modules.txt ./`,
+      "RUN mkdir /runtime && xargs -a runtime-modules.txt cp -a --parents -t /runtime",
+    ]);
     expect(runtime.lines).toContain("USER 10001:10001");
     expect(runtime.lines).toContain('VOLUME ["/data"]');
     const workdir = /^WORKDIR (\S+)$/.exec(runtime.lines.find((l) => l.startsWith("WORKDIR"))!)![1];
@@ -840,12 +836,13 @@ describe("container image", () => {
       copyFileSync(join(DEPLOY, "entrypoint.sh"), join(app, "deploy", "entrypoint.sh"));
       chmodSync(join(app, "deploy", "entrypoint.sh"), 0o755);
       copyFileSync(NODE_FLAGS_FILE, join(app, "deploy", "node-flags"));
-      // The files tsc emits, as the image holds them; a fake node prints what it was asked to run.
+      // The files scripts/build.ts writes, as the image holds them; a fake node prints what it was asked to run.
       for (const e of ENTRIES) {
-        const js = emittedJs(e.main, compiledDirs);
-        emitted.set(e.name, js);
-        mkdirSync(dirname(join(app, js)), { recursive: true });
-        writeFileSync(join(app, js), "");
+        for (const js of [`dist/bundle/${e.name}.js`, `dist/bundle/${e.name}.code.js`]) {
+          mkdirSync(dirname(join(app, js)), { recursive: true });
+          writeFileSync(join(app, js), "");
+        }
+        emitted.set(e.name, `dist/bundle/${e.name}.js`);
       }
       mkdirSync(join(dir, "bin"));
       writeFileSync(join(dir, "bin", "node"), '#!/bin/sh\necho "$PWD|$*"\n', { mode: 0o755 });
@@ -857,8 +854,7 @@ describe("container image", () => {
     // What a service's node is started with: deploy/node-flags as the TypeScript launchers read it.
     const serviceFlags = (env: NodeJS.ProcessEnv = {}) => serviceNodeFlags(env).map((a) => `${a} `).join("");
 
-    test("maps every service name to the file tsc emits for it, with the extra arguments", async () => {
-      expect(emitted.get("gateway")).toBe("dist/gateway/main.js");
+    test("maps every service name to its bundle, with the extra arguments", async () => {
       for (const e of ENTRIES) {
         const r = await run([e.name, "--flag"]);
         const flags = e.name === "gateway" ? "" : serviceFlags();
@@ -880,7 +876,10 @@ describe("container image", () => {
     });
 
     test("refuses unknown, missing and path-like names with exit code 64", async () => {
-      for (const args of [["nope"], [], ["../gateway"], ["Catalog"]]) expect({ args, code: (await run(args)).code }).toEqual({ args, code: 64 });
+      for (const args of [["nope"], [], ["../gateway"], ["Catalog"], ["catalog.code"]]) expect({ args, code: (await run(args)).code }).toEqual({ args, code: 64 });
+      // The usage message lists the runnable names, not the bundled code files.
+      const usage = (await run(["nope"])).stderr;
+      expect(usage).toContain(`one of: gateway ${ENTRIES.filter((e) => e.name !== "gateway").map((e) => e.name).sort().join(" ")}`);
     });
   });
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Starts one Meshwork process from the shared image: `entrypoint.sh <service> [args...]`, or the
-# service named by MESHWORK_SERVICE. "gateway" runs dist/gateway/main.js, any other name
-# dist/services/<name>/main.js, so a new service needs no change here.
+# service named by MESHWORK_SERVICE: runs the esbuild bundle dist/bundle/<name>.js (scripts/build.ts
+# writes one for the gateway and for every services/<name>/main.ts), so a new service needs no
+# change here.
 set -eu
 
 service="${1:-${MESHWORK_SERVICE:-}}"
@@ -9,7 +10,8 @@ if [ $# -gt 0 ]; then shift; fi
 
 # The script lives in <app>/deploy; dist/ is beside it.
 app="$(cd "$(dirname "$0")/.." && pwd)"
-known() { (cd "$app/dist/services" 2>/dev/null && ls -d -- */ 2>/dev/null | tr -d / | tr '\n' ' '); }
+# Every bundle but the gateway's; <name>.code.js beside each is the bundled code it loads.
+known() { (cd "$app/dist/bundle" 2>/dev/null && ls -- *.js 2>/dev/null | grep -v -e '\.code\.js$' -e '^gateway\.js$' | sed 's/\.js$//' | tr '\n' ' '); }
 
 case "$service" in
   "")
@@ -19,9 +21,8 @@ case "$service" in
     # Also keeps "../" out of the path below.
     echo "entrypoint: invalid service name '$service' (lowercase letters, digits and '-' only)" >&2
     exit 64 ;;
-  gateway) main="dist/gateway/main.js" ;;
-  *) main="dist/services/$service/main.js" ;;
 esac
+main="dist/bundle/$service.js"
 
 if [ ! -f "$app/$main" ]; then
   echo "entrypoint: unknown service '$service' ($main not found); one of: gateway $(known)" >&2

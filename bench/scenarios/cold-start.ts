@@ -1,7 +1,8 @@
 /**
  * Scenario 6: cold start of the whole local mesh (scripts/local-mesh startLocalMesh: etcd, NATS,
  * every service replica and the gateway, fresh temp data dir, free ports) until ready (every
- * instance registered and SERVING, the gateway answering) vs the 10 s goal.
+ * instance registered and SERVING, the gateway answering) vs the 10 s goal. By default as `npm
+ * start` runs it (TypeScript under tsx); with `bundleDir`, from the esbuild bundles the image runs.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,7 +18,7 @@ export interface ColdStartResult {
 }
 
 /** Starts and stops the local mesh `repeats` times, each from an empty data dir. */
-export async function runColdStart(opts: { repeats: number; progress?: (l: string) => void }): Promise<ColdStartResult> {
+export async function runColdStart(opts: { repeats: number; bundleDir?: string; progress?: (l: string) => void }): Promise<ColdStartResult> {
   const { startLocalMesh } = await import("../../scripts/local-mesh/launcher.js");
   const samples = { readyMs: [] as number[], wallMs: [] as number[], processes: [] as number[] };
   let failures = 0;
@@ -26,7 +27,7 @@ export async function runColdStart(opts: { repeats: number; progress?: (l: strin
     const lines: string[] = [];
     const t0 = performance.now();
     try {
-      const mesh = await startLocalMesh({ dataDir, ports: { etcd: 0, nats: 0, gateway: 0 }, log: (l) => void lines.push(l) });
+      const mesh = await startLocalMesh({ dataDir, bundleDir: opts.bundleDir, ports: { etcd: 0, nats: 0, gateway: 0, console: 0 }, log: (l) => void lines.push(l) });
       samples.wallMs.push(performance.now() - t0);
       samples.readyMs.push(mesh.readyMs);
       samples.processes.push(mesh.processes().length);

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { createEtcdClient } from "../../mesh/etcd/client.js";
@@ -25,6 +25,12 @@ export interface LocalMeshOptions {
   etcdEndpoints?: string;
   /** Use this NATS server instead of starting one. */
   natsUrl?: string;
+  /**
+   * Run the services and the gateway from the esbuild bundles in this folder (`npm run build`
+   * writes dist/bundle/<name>.js; the image runs the same files) instead of their TypeScript
+   * entries under tsx. Default: tsx, so edits take effect on the next start without a build.
+   */
+  bundleDir?: string;
   /** Start the gateway (default true). */
   gateway?: boolean;
   /** The environment children inherit (default `process.env`); per-instance variables are replaced. */
@@ -199,6 +205,13 @@ export async function startLocalMesh(opts: LocalMeshOptions = {}): Promise<Local
     const expected = new Map<string, { service: string; sup: Supervisor }>();
     // Services start node as the image does (deploy/node-flags); the gateway and console do not.
     const nodeFlags = serviceNodeFlags(commonEnv);
+    const bundleDir = opts.bundleDir === undefined ? undefined : resolve(opts.bundleDir);
+    const entryArgs = (name: string, entry: string): string[] => {
+      if (!bundleDir) return tsxArgs(join(rootDir, entry));
+      const file = join(bundleDir, `${name}.js`);
+      if (!existsSync(file)) throw new StartFailure(`${file} does not exist: run \`npm run build\` (scripts/build.ts) first`);
+      return [file];
+    };
     for (const spec of opts.services ?? SHOP_SERVICES) {
       const replicas = opts.replicas?.[spec.name] ?? spec.replicas;
       for (let i = 1; i <= replicas; i++) {
@@ -207,7 +220,7 @@ export async function startLocalMesh(opts: LocalMeshOptions = {}): Promise<Local
           {
             name,
             command: process.execPath,
-            args: [...nodeFlags, ...tsxArgs(join(rootDir, spec.entry))],
+            args: [...nodeFlags, ...entryArgs(spec.name, spec.entry)],
             env: { ...commonEnv, ...spec.env, MESHWORK_INSTANCE_ID: name },
             cwd: rootDir,
             backoff: opts.backoff,
@@ -230,7 +243,7 @@ export async function startLocalMesh(opts: LocalMeshOptions = {}): Promise<Local
         {
           name: "gateway",
           command: process.execPath,
-          args: tsxArgs(join(rootDir, GATEWAY_ENTRY)),
+          args: entryArgs("gateway", GATEWAY_ENTRY),
           // Loopback by default: the development keys are on disk in plain text, so the edge must
           // not be reachable from the network unless the user asks (MESHWORK_GATEWAY_HOST).
           env: { ...commonEnv, MESHWORK_GATEWAY_HOST: host, MESHWORK_GATEWAY_PORT: String(port), MESHWORK_JWT_SECRET: jwtSecret },
