@@ -259,11 +259,12 @@ export async function startLocalMesh(opts: LocalMeshOptions = {}): Promise<Local
     // The console goes with the gateway (a local mesh a person looks at); it only reads etcd and
     // the instances' metrics ports, so it stops with the edge.
     let consoleUrl: string | undefined;
+    let consoleSup: Supervisor | undefined;
     if (opts.gateway !== false) {
       const port = (opts.ports?.console ?? DEFAULT_CONSOLE_PORT) || (await freePort());
       await assertPortFree("127.0.0.1", port, "the console");
       consoleUrl = `http://127.0.0.1:${port}`;
-      const consoleSup = new Supervisor(
+      consoleSup = new Supervisor(
         {
           name: "console",
           command: process.execPath,
@@ -282,6 +283,9 @@ export async function startLocalMesh(opts: LocalMeshOptions = {}): Promise<Local
 
     const ready = new Map<string, RunningInstance>();
     let gatewayReady = gateway === undefined;
+    // The console counts too: stopped before it has installed its SIGTERM handler (it answers HTTP
+    // only after that), it would die of the signal instead of exiting 0.
+    let consoleReady = consoleSup === undefined;
     const etcdClient = createEtcdClient(etcdEndpoints);
     const check = async (): Promise<boolean> => {
       const registered = await registeredInstances(etcdClient);
@@ -311,7 +315,11 @@ export async function startLocalMesh(opts: LocalMeshOptions = {}): Promise<Local
           say(`gateway answering on ${gatewayUrl} (${Date.now() - t0} ms)`);
         }
       }
-      return ready.size === expected.size && gatewayReady;
+      if (!consoleReady && consoleUrl) {
+        const r = await httpGet(`${consoleUrl}/`).catch(() => undefined);
+        if (r?.status === 200) consoleReady = true;
+      }
+      return ready.size === expected.size && gatewayReady && consoleReady;
     };
     try {
       // A loop of our own rather than waitFor: a cancelled start must end the polling at once.
@@ -329,6 +337,7 @@ export async function startLocalMesh(opts: LocalMeshOptions = {}): Promise<Local
         if (Date.now() >= deadline) {
           const waiting = [...expected.keys()].filter((n) => !ready.has(n)).map((n) => `${n} (started ${expected.get(n)!.sup.starts}×)`);
           if (!gatewayReady) waiting.push(`gateway (started ${gateway!.starts}×)`);
+          if (!consoleReady) waiting.push(`console (started ${consoleSup!.starts}×)`);
           throw new Error(`not ready after ${timeoutMs} ms: ${waiting.join(", ")}${lastError ? `; last error: ${lastError.message}` : ""}`);
         }
         await new Promise((r) => setTimeout(r, READY_POLL_MS));
