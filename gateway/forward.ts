@@ -1,5 +1,6 @@
 import type { DescMethodStreaming, DescMethodUnary, DescService, Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type HandlerContext, type Transport } from "@connectrpc/connect";
+import type { IncomingHttpHeaders } from "node:http";
 import { IDENTITY_HEADER, signIdentity, type Identity, type IdentityKey } from "../mesh/auth/index.js";
 import { bearerToken, requireScopes, type TokenVerifier } from "./auth.js";
 import { publicError } from "./errors.js";
@@ -66,36 +67,60 @@ export class GatewayCore {
   /**
    * Checks that the caller may make this call and prepares its backend headers and deadline.
    * Rejects Unauthenticated (missing/invalid token on a non-public method, or any invalid token),
-   * PermissionDenied (missing scope) or ResourceExhausted (rate limit, with retry-after).
+   * PermissionDenied (missing scope) or ResourceExhausted (rate limit, with retry-after). Without a
+   * token there is nothing to wait for: the answer (or the refusal, thrown) comes at once, which
+   * spares anonymous calls a promise; callers simply `await` it.
    */
-  async admit(
+  admit(
     route: GatewayMethod,
     authorization: string | undefined | null,
     info: RequestInfo,
     requestedTimeoutMs: number | undefined,
-    header: (name: string) => string | undefined | null,
-  ): Promise<Admission> {
+    headers: Headers | IncomingHttpHeaders,
+  ): Admission | Promise<Admission> {
     let token: string | undefined;
-    let identity: Identity | undefined;
     try {
       token = bearerToken(authorization);
-      if (token !== undefined) identity = await this.deps.verifier.verify(token);
-      else if (!route.public) throw new ConnectError(`${route.rpcPath} needs a bearer token`, Code.Unauthenticated);
+      if (token === undefined && !route.public) throw new ConnectError(`${route.rpcPath} needs a bearer token`, Code.Unauthenticated);
     } catch (e) {
-      // Failed attempts count against the address, so guessing tokens is rate limited too.
-      this.charge(`addr:${info.clientAddress}`);
-      const err = ConnectError.from(e, Code.Unauthenticated);
-      throw new ConnectError(err.rawMessage, err.code, { "www-authenticate": token === undefined ? 'Bearer realm="meshwork"' : 'Bearer realm="meshwork", error="invalid_token"' });
+      throw this.refused(e, undefined, info);
     }
-    if (identity) info.trace?.setSubject(identity.subject);
-    this.charge(identity ? `sub:${identity.subject}` : `addr:${info.clientAddress}`);
-    if (identity && !route.public) requireScopes(identity, route.scopes, route.rpcPath);
+    if (token === undefined) {
+      this.charge(`addr:${info.clientAddress}`);
+      return this.admission(route, info, requestedTimeoutMs, headers);
+    }
+    return this.admitToken(route, token, info, requestedTimeoutMs, headers);
+  }
+
+  private async admitToken(route: GatewayMethod, token: string, info: RequestInfo, requestedTimeoutMs: number | undefined, headers: Headers | IncomingHttpHeaders): Promise<Admission> {
+    let identity: Identity;
+    try {
+      identity = await this.deps.verifier.verify(token);
+    } catch (e) {
+      throw this.refused(e, token, info);
+    }
+    info.trace?.setSubject(identity.subject);
+    this.charge(`sub:${identity.subject}`);
+    if (!route.public) requireScopes(identity, route.scopes, route.rpcPath);
+    const a = this.admission(route, info, requestedTimeoutMs, headers);
+    a.header[IDENTITY_HEADER] = await this.signedIdentity(token, identity);
+    return a;
+  }
+
+  /** Unauthenticated with the WWW-Authenticate challenge; failed attempts count against the address, so guessing tokens is rate limited too. */
+  private refused(e: unknown, token: string | undefined, info: RequestInfo): ConnectError {
+    this.charge(`addr:${info.clientAddress}`);
+    const err = ConnectError.from(e, Code.Unauthenticated);
+    return new ConnectError(err.rawMessage, err.code, { "www-authenticate": token === undefined ? 'Bearer realm="meshwork"' : 'Bearer realm="meshwork", error="invalid_token"' });
+  }
+
+  private admission(route: GatewayMethod, info: RequestInfo, requestedTimeoutMs: number | undefined, headers: Headers | IncomingHttpHeaders): Admission {
     const out: Record<string, string> = { "x-request-id": info.requestId };
     for (const h of PASSED_THROUGH) {
-      const v = header(h);
-      if (v) out[h] = v;
+      const v = headers instanceof Headers ? headers.get(h) : headers[h];
+      if (typeof v === "string" && v !== "") out[h] = v;
+      else if (Array.isArray(v) && v[0]) out[h] = v[0];
     }
-    if (identity && token !== undefined) out[IDENTITY_HEADER] = await this.signedIdentity(token, identity);
     return { header: out, timeoutMs: this.timeoutFor(route, requestedTimeoutMs) };
   }
 
@@ -183,7 +208,7 @@ async function* single(m: Message): AsyncIterable<Message> {
  */
 export function forwardingHandlers(core: GatewayCore, routes: readonly GatewayMethod[]): Array<[GatewayMethod, (req: Message, ctx: HandlerContext) => unknown]> {
   const admitFor = (route: GatewayMethod, ctx: HandlerContext) =>
-    core.admit(route, ctx.requestHeader.get("authorization"), ctx.values.get(REQUEST_INFO), ctx.timeoutMs(), (h) => ctx.requestHeader.get(h));
+    core.admit(route, ctx.requestHeader.get("authorization"), ctx.values.get(REQUEST_INFO), ctx.timeoutMs(), ctx.requestHeader);
   return routes.map((route) => {
     if (route.streaming) {
       return [

@@ -12,7 +12,8 @@ import { IDENTITY_KEY } from "../mesh/auth/index.js";
 import { exposedMethods } from "./methods.js";
 import { openApiDocument } from "./openapi.js";
 import { waitFor } from "../mesh/infra/index.js";
-import { FAKES, quietWatchesCancelled, startFakeBackends, startTestGateway, testToken, type FakeBackends, type TestGateway } from "./testing.js";
+import * as http from "node:http";
+import { FAKES, quietWatchesCancelled, slowProductCallsCancelled, startFakeBackends, startTestGateway, testToken, type FakeBackends, type TestGateway } from "./testing.js";
 
 const ALL_SCOPES = ["payments:read", "orders:read", "orders:write", "notifications:read"];
 
@@ -262,6 +263,43 @@ describe.each([
         await waitFor(() => quietWatchesCancelled() > before, { timeoutMs: 5_000, what: "backend stream cancelled" });
       } finally {
         await g.close();
+      }
+    });
+
+    it("cancels the backend call of a unary request whose HTTP/1.1 client leaves, on a reused keep-alive connection", async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const request = (method: string, path: string, body?: string) =>
+        http.request(`${gw.url}${path}`, { agent, method, headers: body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(body) } });
+      const call = (method: string, path: string, body?: string) =>
+        new Promise<number>((resolve, reject) => {
+          const req = request(method, path, body);
+          req.on("response", (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode!));
+          });
+          req.on("error", reject);
+          req.end(body);
+        });
+      try {
+        for (const [method, path, body] of [
+          ["POST", "/catalog.v1.CatalogService/GetProduct", '{"id":"slow"}'],
+          ["GET", "/v1/products/slow", undefined],
+        ] as const) {
+          // Calls before it on the same connection: the connection's signal must not be spent.
+          expect(await call(method, method === "GET" ? "/v1/products/p1" : path, method === "GET" ? undefined : '{"id":"p1"}')).toBe(200);
+          expect(await call(method, method === "GET" ? "/v1/products/p2" : path, method === "GET" ? undefined : '{"id":"p2"}')).toBe(200);
+          const before = slowProductCallsCancelled();
+          const received = backends.seen.length;
+          const req = request(method, path, body);
+          req.on("error", () => undefined);
+          req.end(body);
+          // The client leaves once the backend has the call.
+          await waitFor(() => backends.seen.length > received, { timeoutMs: 5_000, what: "the slow call at the backend" });
+          req.destroy();
+          await waitFor(() => slowProductCallsCancelled() > before, { timeoutMs: 5_000, what: `backend call cancelled (${method} ${path})` });
+        }
+      } finally {
+        agent.destroy();
       }
     });
 

@@ -166,25 +166,33 @@ export function build(deps: GatewayDeps): Gateway {
   const openapi = JSON.stringify(openApiDocument(methods));
 
   // The span, request id, metrics and access line of every request come from the wrapper; serve()
-  // names the route once it has matched it.
+  // names the route once it has matched it. serve() and the functions it dispatches to are synchronous up to the first wait (the body,
+  // the token, the backend) and return that wait's promise: fewer async layers, fewer promises per
+  // request. A refusal is thrown, synchronously or as a rejection; fail() answers both the same.
   const handle = traceHttpRequests<Req, Res>(
     (req, res, t) => {
-      serve(req, res, t).catch((e: unknown) => {
-        if (e instanceof HttpError) return sendError(res, e.status, e.error, e.headers);
-        const err = publicError(e);
-        if (err.code === Code.Internal) {
-          t.recordError(e);
-          log?.error({ err: e, url: req.url }, "gateway request failed");
-        }
-        if (!res.headersSent) sendJsonError(res, err);
-        else res.destroy();
-      });
+      try {
+        serve(req, res, t)?.catch((e: unknown) => fail(req, res, t, e));
+      } catch (e) {
+        fail(req, res, t, e);
+      }
     },
     // Generated ids are UUIDs, not the trace id: a client may send the same traceparent twice.
     { logger: deps.accessLog === false ? undefined : log, newRequestId: randomUUID },
   );
 
-  async function serve(req: Req, res: Res, t: HttpRequestTrace): Promise<void> {
+  function fail(req: Req, res: Res, t: HttpRequestTrace, e: unknown): void {
+    if (e instanceof HttpError) return sendError(res, e.status, e.error, e.headers);
+    const err = publicError(e);
+    if (err.code === Code.Internal) {
+      t.recordError(e);
+      log?.error({ err: e, url: req.url }, "gateway request failed");
+    }
+    if (!res.headersSent) sendJsonError(res, err);
+    else res.destroy();
+  }
+
+  function serve(req: Req, res: Res, t: HttpRequestTrace): Promise<void> | void {
     const requestId = t.requestId;
     const origin = req.headers.origin;
     if (origin !== undefined) {
@@ -246,7 +254,7 @@ export function build(deps: GatewayDeps): Gateway {
     res.end();
   }
 
-  async function serveRpc(req: Req, res: Res, handler: UniversalHandler, route: GatewayMethod | undefined, contentType: string, grpc: boolean, info: RequestInfo) {
+  function serveRpc(req: Req, res: Res, handler: UniversalHandler, route: GatewayMethod | undefined, contentType: string, grpc: boolean, info: RequestInfo): Promise<void> | void {
     const method = req.method ?? "";
     if (!handler.allowedMethods.includes(method)) {
       if (grpc) return sendGrpcError(res, new ConnectError(`HTTP method ${method.slice(0, 16)} not allowed`, Code.Unimplemented), contentType);
@@ -277,6 +285,13 @@ export function build(deps: GatewayDeps): Gateway {
     if (streamEncoding !== undefined && !ENCODINGS.has(streamEncoding)) {
       throw new HttpError(415, new ConnectError(`content encoding "${streamEncoding.slice(0, 50)}" is not supported; use gzip, br or identity`, Code.InvalidArgument));
     }
+    if (fastPath && route && !route.streaming && method === "POST" && JSON_CT.test(contentType)) {
+      return fastUnaryConnect(req, res, route, info);
+    }
+    return serveRpcBody(req, res, handler, route, method, contentType, info, capMs);
+  }
+
+  async function serveRpcBody(req: Req, res: Res, handler: UniversalHandler, route: GatewayMethod | undefined, method: string, contentType: string, info: RequestInfo, capMs: number) {
     const body = await readDecodedBody(req, bodyLimit);
     if (route && !route.streaming && method === "POST" && PROTO_CT.test(contentType)) {
       // connect-es reports undecodable binary as Internal (500); at the edge it is the client's
@@ -287,52 +302,44 @@ export function build(deps: GatewayDeps): Gateway {
         throw new HttpError(400, new ConnectError(`cannot decode ${route.method.input.typeName} from binary: ${(e as Error).message.slice(0, 200)}`, Code.InvalidArgument));
       }
     }
-    if (fastPath && route && !route.streaming && method === "POST" && JSON_CT.test(contentType)) {
-      return fastUnaryConnect(req, res, route, body, info);
-    }
     return runUniversal(handler, preReadRequest(req, res, body, info), res, capMs);
   }
 
-  async function fastUnaryConnect(req: Req, res: Res, route: GatewayMethod, body: Buffer, info: RequestInfo) {
+  /** Connect unary JSON without connect-node; refusals before forwarding (body limits, encodings) reject as on the general path. */
+  async function fastUnaryConnect(req: Req, res: Res, route: GatewayMethod, info: RequestInfo) {
+    const body = await readDecodedBody(req, bodyLimit);
     served.fast++;
     try {
       const timeout = parseTimeout(header(req, "connect-timeout-ms") ?? null, Number.MAX_SAFE_INTEGER);
       if (timeout.error) throw timeout.error;
       const input = parseJsonMessage(route, body);
-      const admission = await core.admit(route, header(req, "authorization"), info, timeout.timeoutMs, (h) => header(req, h));
-      const output = await core.unary(route, input, admission, abortOnClose(res));
+      const admission = await core.admit(route, header(req, "authorization"), info, timeout.timeoutMs, req.headers);
+      const output = await core.unary(route, input, admission, callSignal(req, res));
       sendJson(res, 200, toJsonString(route.method.output, output));
     } catch (e) {
       sendJsonError(res, publicError(e));
     }
   }
 
-  async function serveRest(req: Req, res: Res, route: GatewayMethod, params: string[], query: string, info: RequestInfo) {
+  function serveRest(req: Req, res: Res, route: GatewayMethod, params: string[], query: string, info: RequestInfo): Promise<void> {
+    if (hasBody(req)) return serveRestBody(req, res, route, params, query, info);
+    return forwardRest(req, res, route, restRequestJson(route, params, query, undefined), info);
+  }
+
+  async function serveRestBody(req: Req, res: Res, route: GatewayMethod, params: string[], query: string, info: RequestInfo) {
     let bodyJson: JsonValue | undefined;
-    if (hasBody(req)) {
-      const body = await readDecodedBody(req, bodyLimit);
-      if (body.length > 0) {
-        const ct = req.headers["content-type"] ?? "";
-        if (!JSON_CT.test(ct)) throw new HttpError(415, new ConnectError(`content type "${ct.slice(0, 100)}" is not supported; send application/json`, Code.InvalidArgument));
-        bodyJson = parseJson(body);
-      }
+    const body = await readDecodedBody(req, bodyLimit);
+    if (body.length > 0) {
+      const ct = req.headers["content-type"] ?? "";
+      if (!JSON_CT.test(ct)) throw new HttpError(415, new ConnectError(`content type "${ct.slice(0, 100)}" is not supported; send application/json`, Code.InvalidArgument));
+      bodyJson = parseJson(body);
     }
-    const json = restRequestJson(route, params, query, bodyJson);
+    return forwardRest(req, res, route, restRequestJson(route, params, query, bodyJson), info);
+  }
+
+  function forwardRest(req: Req, res: Res, route: GatewayMethod, json: JsonValue, info: RequestInfo): Promise<void> {
     if (route.streaming) return serveSse(req, res, route, json, info);
-    if (fastPath) {
-      served.fast++;
-      try {
-        const timeout = parseTimeout(header(req, "connect-timeout-ms") ?? null, Number.MAX_SAFE_INTEGER);
-        if (timeout.error) throw timeout.error;
-        const input = messageFromJson(route, json);
-        const admission = await core.admit(route, header(req, "authorization"), info, timeout.timeoutMs, (h) => header(req, h));
-        const output = await core.unary(route, input, admission, abortOnClose(res));
-        sendJson(res, 200, toJsonString(route.method.output, output));
-      } catch (e) {
-        sendJsonError(res, publicError(e));
-      }
-      return;
-    }
+    if (fastPath) return fastUnaryRest(req, res, route, json, info);
     // General path: transcode to a Connect unary JSON call and let connect-node serve it.
     const rpc = rpcs.get(route.rpcPath)!;
     const ureq = preReadRequest(req, res, Buffer.from(JSON.stringify(json)), info);
@@ -342,11 +349,25 @@ export function build(deps: GatewayDeps): Gateway {
     return runUniversal(rpc.handler, ureq, res, deadlines.maxMs);
   }
 
+  async function fastUnaryRest(req: Req, res: Res, route: GatewayMethod, json: JsonValue, info: RequestInfo) {
+    served.fast++;
+    try {
+      const timeout = parseTimeout(header(req, "connect-timeout-ms") ?? null, Number.MAX_SAFE_INTEGER);
+      if (timeout.error) throw timeout.error;
+      const input = messageFromJson(route, json);
+      const admission = await core.admit(route, header(req, "authorization"), info, timeout.timeoutMs, req.headers);
+      const output = await core.unary(route, input, admission, callSignal(req, res));
+      sendJson(res, 200, toJsonString(route.method.output, output));
+    } catch (e) {
+      sendJsonError(res, publicError(e));
+    }
+  }
+
   async function serveSse(req: Req, res: Res, route: GatewayMethod, json: JsonValue, info: RequestInfo) {
     const timeout = parseTimeout(header(req, "connect-timeout-ms") ?? null, Number.MAX_SAFE_INTEGER);
     if (timeout.error) throw new HttpError(400, timeout.error);
     const input = messageFromJson(route, json);
-    const admission = await core.admit(route, header(req, "authorization"), info, timeout.timeoutMs, (h) => header(req, h));
+    const admission = await core.admit(route, header(req, "authorization"), info, timeout.timeoutMs, req.headers);
     served.sse++;
     const signal = abortOnClose(res);
     const onShutdown = () => res.destroy();
@@ -504,13 +525,18 @@ function header(req: Req, name: string): string | undefined {
  * after decoding (a small compressed body must not expand into a huge one). A body that does not
  * decode is the client's error: 400, not connect-node's 500.
  */
-async function readDecodedBody(req: Req, limit: number): Promise<Buffer> {
+function readDecodedBody(req: Req, limit: number): Promise<Buffer> {
   const encoding = header(req, "content-encoding") ?? "identity";
   if (!ENCODINGS.has(encoding)) {
-    throw new HttpError(415, new ConnectError(`content encoding "${encoding.slice(0, 50)}" is not supported; use gzip, br or identity`, Code.InvalidArgument));
+    return Promise.reject(new HttpError(415, new ConnectError(`content encoding "${encoding.slice(0, 50)}" is not supported; use gzip, br or identity`, Code.InvalidArgument)));
   }
+  // Plain bodies (nearly all) skip the decoding step's extra promise.
+  return encoding === "identity" ? readBody(req, limit) : decodeBody(req, limit, encoding);
+}
+
+async function decodeBody(req: Req, limit: number, encoding: string): Promise<Buffer> {
   const body = await readBody(req, limit);
-  if (encoding === "identity" || body.length === 0) return body;
+  if (body.length === 0) return body;
   try {
     return await (encoding === "gzip" ? gunzip(body, { maxOutputLength: limit }) : brotliDecompress(body, { maxOutputLength: limit }));
   } catch (e) {
@@ -578,43 +604,90 @@ function messageFromJson(route: GatewayMethod, json: JsonValue): Message {
 
 /** Reads the whole request body, refusing more than `limit` bytes with 413 before buffering them. */
 function readBody(req: Req, limit: number): Promise<Buffer> {
-  const tooLarge = () => new HttpError(413, new ConnectError(`request body is larger than the limit of ${limit} bytes`, Code.ResourceExhausted));
   const cl = Number(req.headers["content-length"]);
-  if (cl > limit) {
-    return Promise.reject(tooLarge());
-  }
+  if (cl > limit) return Promise.reject(bodyTooLarge(limit));
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = () => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onError);
-      req.off("aborted", onError);
-    };
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        cleanup();
-        req.pause();
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(c);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-    };
-    const onError = () => {
-      cleanup();
-      reject(new ConnectError("request body was not received completely", Code.Canceled));
-    };
-    req.on("data", onData);
-    req.on("end", onEnd);
-    req.on("error", onError);
-    req.on("aborted", onError);
+    const r = req as BodyReq;
+    r[BODY] = { chunks: [], size: 0, limit, resolve, reject };
+    req.on("data", onBodyData);
+    req.on("end", onBodyEnd);
+    req.on("error", onBodyError);
+    req.on("aborted", onBodyError);
   });
+}
+
+const BODY = Symbol("meshwork.body");
+/** A body being read; the listeners below find it on the request (shared functions, no closures per request). */
+interface BodyState {
+  chunks: Buffer[];
+  size: number;
+  limit: number;
+  resolve(b: Buffer): void;
+  reject(e: unknown): void;
+}
+type BodyReq = Req & { [BODY]?: BodyState };
+
+function bodyTooLarge(limit: number): HttpError {
+  return new HttpError(413, new ConnectError(`request body is larger than the limit of ${limit} bytes`, Code.ResourceExhausted));
+}
+
+function stopReading(req: BodyReq): BodyState {
+  const b = req[BODY]!;
+  req[BODY] = undefined;
+  req.off("data", onBodyData);
+  req.off("end", onBodyEnd);
+  req.off("error", onBodyError);
+  req.off("aborted", onBodyError);
+  return b;
+}
+
+function onBodyData(this: BodyReq, c: Buffer): void {
+  const b = this[BODY]!;
+  b.size += c.length;
+  if (b.size > b.limit) {
+    stopReading(this);
+    this.pause();
+    b.reject(bodyTooLarge(b.limit));
+    return;
+  }
+  b.chunks.push(c);
+}
+
+function onBodyEnd(this: BodyReq): void {
+  const b = stopReading(this);
+  b.resolve(b.chunks.length === 1 ? b.chunks[0] : Buffer.concat(b.chunks, b.size));
+}
+
+function onBodyError(this: BodyReq): void {
+  stopReading(this).reject(new ConnectError("request body was not received completely", Code.Canceled));
+}
+
+const SOCKET_ABORT = Symbol("meshwork.socketAbort");
+type AbortableSocket = net.Socket & { [SOCKET_ABORT]?: AbortController };
+
+function abortSocket(this: AbortableSocket): void {
+  this[SOCKET_ABORT]!.abort(new ConnectError("client went away", Code.Canceled));
+}
+
+/**
+ * The signal of a unary call: aborted when the client goes away before the answer. On HTTP/1.1
+ * that means the connection closing, which ends every call on it (pipelined ones too), so the
+ * connection's signal, made once, serves all of them: a controller and a close listener per
+ * request cost more than the rest of the admission. The mesh client removes its abort listener
+ * when a call ends, so nothing accumulates on a keep-alive connection. HTTP/2 streams get their own.
+ */
+function callSignal(req: Req, res: Res): AbortSignal {
+  const socket = req.httpVersionMajor === 1 ? (req.socket as AbortableSocket | null) : null;
+  if (!socket) return abortOnClose(res);
+  let ac = socket[SOCKET_ABORT];
+  if (!ac) {
+    ac = socket[SOCKET_ABORT] = new AbortController();
+    // Abort listeners are per call and removed when it ends; many pipelined calls are not a leak.
+    setMaxListeners(0, ac.signal);
+    if (socket.destroyed) abortSocket.call(socket);
+    else socket.once("close", abortSocket);
+  }
+  return ac.signal;
 }
 
 function abortOnClose(res: Res): AbortSignal {
@@ -641,8 +714,8 @@ async function* oneChunk(body: Buffer): AsyncIterable<Uint8Array> {
   yield body;
 }
 
-function sendJson(res: Res, status: number, body: string, extra: Record<string, string | number> = {}): void {
-  res.writeHead(status, { ...extra, "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+function sendJson(res: Res, status: number, body: string): void {
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
 }
 

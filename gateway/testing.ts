@@ -28,6 +28,13 @@ export interface SeenCall {
 const PRICE = { currencyCode: "EUR", amountMinor: 1999n };
 let quietStreamsCancelled = 0;
 
+let slowCallsCancelled = 0;
+
+/** How many calls for product "slow" the fake backend saw cancelled by the caller (deadlines not counted). */
+export function slowProductCallsCancelled(): number {
+  return slowCallsCancelled;
+}
+
 /** How many "quiet" notification watches the fake backend saw cancelled. */
 export function quietWatchesCancelled(): number {
   return quietStreamsCancelled;
@@ -66,7 +73,15 @@ export const FAKES: Array<[DescService, Partial<ServiceImpl<DescService>>]> = [
           err.details.push({ desc: ErrorDetailSchema, value: create(ErrorDetailSchema, { reason: "ERROR_REASON_PRODUCT_NOT_FOUND", domain: "catalog.v1", metadata: { id: req.id } }) });
           throw err;
         }
-        if (req.id === "slow") await sleep(5_000, ctx.signal);
+        if (req.id === "slow") {
+          try {
+            await sleep(5_000, ctx.signal);
+          } catch (e) {
+            // Cancelled by the caller well before the deadline (at the deadline the client cancels too).
+            if (ConnectError.from(ctx.signal.reason).code === Code.Canceled && (ctx.timeoutMs() ?? Infinity) > 1_000) slowCallsCancelled++;
+            throw e;
+          }
+        }
         return { product: { id: req.id, name: `Product ${req.id}`, price: PRICE, active: true } };
       },
       searchProducts: (req) => ({ products: [{ id: `q-${req.query}`, category: req.category }], nextPageToken: String(req.pageSize) }),

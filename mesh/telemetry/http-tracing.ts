@@ -40,16 +40,14 @@ const nodeHeadersGetter: TextMapGetter<IncomingHttpHeaders> = {
   keys: (h) => Object.keys(h),
 };
 
-// Health probes (the console polls every instance, kubelet every few seconds) are not traced and
-// log their access line at debug: one trace and one info line per poll would push real requests
-// out of every recent-traces view and flood the log. They are still counted in the metrics.
-const HEALTH_PATH = /^\/(?:healthz$|grpc\.health\.v1\.Health\/)/;
-
 // Accept a caller's request id only if it is short and plain: it is echoed and logged.
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
+
+// The response's trace, reached from the one shared "close" listener (no closure per request).
+const TRACE = Symbol("meshwork.httpTrace");
 
 /** Per-request state; one object per request instead of several closures. */
 class RequestTrace implements HttpRequestTrace {
@@ -71,10 +69,15 @@ class RequestTrace implements HttpRequestTrace {
 
   setRoute(route: string, rpc?: { system: string; service: string; method: string }): void {
     this.route = route;
-    if (!this.span.isRecording()) return;
-    this.span.updateName(`${this.method} ${route}`);
-    this.span.setAttribute("http.route", route);
-    if (rpc) this.span.setAttributes({ [ATTR.rpcSystem]: rpc.system, [ATTR.rpcService]: rpc.service, [ATTR.rpcMethod]: rpc.method });
+    const span = this.span;
+    if (!span.isRecording()) return;
+    span.updateName(`${this.method} ${route}`);
+    span.setAttribute("http.route", route);
+    if (rpc) {
+      span.setAttribute(ATTR.rpcSystem, rpc.system);
+      span.setAttribute(ATTR.rpcService, rpc.service);
+      span.setAttribute(ATTR.rpcMethod, rpc.method);
+    }
   }
 
   setSubject(subject: string): void {
@@ -104,24 +107,47 @@ class RequestTrace implements HttpRequestTrace {
     meshMetrics.httpRequest(this.method, route, status, durationMs);
     const logger = this.logger;
     if (!logger) return;
-    const sc = span.spanContext();
-    const line = {
+    // Levels first: at LOG_LEVEL=warn a successful request builds no line at all.
+    const level = status >= 500 ? "error" : this.probe ? "debug" : "info";
+    if (!logger.isLevelEnabled(level)) return;
+    const line: Record<string, string | number> = {
       method: this.method,
       route,
       path: this.path,
       status,
       duration_ms: Math.round(durationMs * 1000) / 1000,
       request_id: this.requestId,
-      ...(this.traceId ? { trace_id: this.traceId, span_id: sc.spanId } : {}),
-      ...(this.subject !== undefined ? { subject: this.subject } : {}),
     };
+    if (this.traceId) {
+      line.trace_id = this.traceId;
+      line.span_id = span.spanContext().spanId;
+    }
+    if (this.subject !== undefined) line.subject = this.subject;
     // 5xx at error level, everything else at info (4xx are the client's problem; a fuzzer must
     // not flood the warn level).
-    if (status >= 500) logger.error(line, "access");
-    else if (this.probe) logger.debug(line, "access");
-    else logger.info(line, "access");
+    logger[level](line, "access");
   }
 }
+
+/** The one "close" listener of every traced response: "finish" always comes first when the response was sent. */
+function onResponseClose(this: Res & { [TRACE]?: RequestTrace }): void {
+  this[TRACE]?.finish(this.writableFinished);
+}
+
+function runHandler<Q, S>(handler: (req: Q, res: S, trace: HttpRequestTrace) => void, req: Q, res: S & Res, t: RequestTrace): void {
+  try {
+    handler(req, res, t);
+  } catch (e) {
+    t.recordError(e);
+    if (!res.headersSent) res.statusCode = 500;
+    res.end();
+  }
+}
+
+// Health probes (the console polls every instance, kubelet every few seconds) are not traced and
+// log their access line at debug: one trace and one info line per poll would push real requests
+// out of every recent-traces view and flood the log. They are still counted in the metrics.
+const isProbe = (path: string) => path === "/healthz" || path.startsWith("/grpc.health.v1.Health/");
 
 /**
  * Wraps a node:http / node:http2 request listener (the gateway) with a SERVER span per request
@@ -140,6 +166,8 @@ export function traceHttpRequests<Q extends Req, S extends Res>(
   opts: HttpTracingOptions = {},
 ): (req: Q, res: S) => void {
   const logger = opts.logger;
+  const newRequestId = opts.newRequestId;
+  const routeOf = opts.route;
   return (req, res) => {
     const started = performance.now();
     const method = req.method ?? "GET";
@@ -147,40 +175,38 @@ export function traceHttpRequests<Q extends Req, S extends Res>(
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
     const headers = req.headers;
-    const probe = HEALTH_PATH.test(path);
+    const probe = isProbe(path);
     const parent = headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, headers, nodeHeadersGetter);
-    const span = probe
-      ? trace.wrapSpanContext(INVALID_SPAN_CONTEXT)
-      : tracer().startSpan(method, { kind: SpanKind.SERVER, attributes: { "http.request.method": method, "url.path": path } }, parent);
-    if (span.isRecording()) {
-      const attrs: Attributes = {
+    let span: Span;
+    if (probe) {
+      span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+    } else {
+      // All request attributes at start: one object, and samplers see them too.
+      const attributes: Attributes = {
+        "http.request.method": method,
+        "url.path": path,
         "url.scheme": "http",
         "network.protocol.version": req.httpVersionMajor === 2 ? "2" : "1.1",
         "client.address": req.socket?.remoteAddress ?? "",
       };
       const ua = headers["user-agent"];
-      if (ua !== undefined) attrs["user_agent.original"] = ua;
-      span.setAttributes(attrs);
+      if (ua !== undefined) attributes["user_agent.original"] = ua;
+      span = tracer().startSpan(method, { kind: SpanKind.SERVER, attributes }, parent);
     }
     const sc = span.spanContext();
     const traceId = isSpanContextValid(sc) ? sc.traceId : "";
     const incoming = headers["x-request-id"];
-    const requestId = typeof incoming === "string" && SAFE_REQUEST_ID.test(incoming) ? incoming : (opts.newRequestId?.() ?? (traceId || randomUUID()));
+    const requestId = typeof incoming === "string" && SAFE_REQUEST_ID.test(incoming) ? incoming : newRequestId !== undefined ? newRequestId() : traceId || randomUUID();
     res.setHeader("x-request-id", requestId);
     const t = new RequestTrace(requestId, traceId, span, method, path, started, res, logger, probe);
-    const route = opts.route?.(req);
-    if (route !== undefined) t.setRoute(route);
-    // "finish": the response was handed to the OS; "close" first: the connection went away before.
-    res.once("finish", () => t.finish(true));
-    res.once("close", () => t.finish(false));
-    context.with(trace.setSpan(parent, span), () => {
-      try {
-        handler(req, res, t);
-      } catch (e) {
-        t.recordError(e);
-        if (!res.headersSent) res.statusCode = 500;
-        res.end();
-      }
-    });
+    if (routeOf !== undefined) {
+      const route = routeOf(req);
+      if (route !== undefined) t.setRoute(route);
+    }
+    // "close" follows "finish" when the response was handed to the OS (writableFinished), and
+    // comes alone when the connection went away before.
+    (res as S & { [TRACE]?: RequestTrace })[TRACE] = t;
+    res.on("close", onResponseClose);
+    context.with(trace.setSpan(parent, span), runHandler<Q, S>, undefined, handler, req, res, t);
   };
 }
