@@ -27,6 +27,11 @@ export interface AttemptInfo {
   error: AttemptError;
   /** Absolute deadline of the whole call (epoch ms), if any. */
   deadline: number | undefined;
+  /**
+   * The attempt failed DeadlineExceeded at its own per-try deadline (from
+   * {@link CallPolicy.attemptDeadline}), earlier than the call's: the call has time left.
+   */
+  perTryTimeout?: boolean;
 }
 
 /**
@@ -42,8 +47,11 @@ export interface CallPolicy {
   begin?(method: DescMethod): ((ok: boolean, code?: Code) => void) | void;
   /** After a failed attempt: ms to wait before retrying, or undefined to give up. */
   retryDelay?(info: AttemptInfo): number | undefined;
-  /** Per-attempt deadline (epoch ms) inside the call's deadline, e.g. for hedging or per-try timeouts. */
-  attemptDeadline?(method: DescMethod, callDeadline: number | undefined): number | undefined;
+  /**
+   * Deadline (epoch ms) of attempt number `attempt` (1 for the first), at most the call's: a
+   * per-try timeout. Asked only when the service has more than one endpoint to move on to.
+   */
+  attemptDeadline?(method: DescMethod, request: Message, callDeadline: number | undefined, attempt: number): number | undefined;
   /** Called when an attempt ends, with the endpoint it went to. */
   onAttempt?(method: DescMethod, endpoint: string, outcome: Outcome, code: Code | undefined, attempt: number): void;
 }
@@ -76,16 +84,41 @@ export interface MeshTransport extends Transport {
  */
 export const TRIED_ENDPOINTS = createContextKey<Set<string> | undefined>(undefined, { description: "meshwork endpoints tried by the call" });
 
+/** The logical call whose hooks are running, see {@link hookCallValues}. */
+let hookValues: ContextValues | undefined;
+
+/**
+ * The context values of the logical call whose policy or balancer hook is running right now, so a
+ * hook can tell which call it serves (telemetry puts events on that call's span) without an
+ * AsyncLocalStorage scope per call: the transport sets it around each synchronous hook call.
+ * Undefined anywhere else.
+ */
+export function hookCallValues(): ContextValues | undefined {
+  return hookValues;
+}
+
 /** Carries the caller's timeout through interceptors (they may copy the request object). */
 const TIMEOUT_KEY = createContextKey<number | undefined>(undefined, { description: "meshwork call timeout" });
 
 /** Codes that say the endpoint (not the request) is unhealthy; they feed outlier ejection. */
 const ENDPOINT_FAILURE = new Set<Code>([Code.Unavailable, Code.Internal, Code.Unknown, Code.DataLoss]);
 
-/** Classifies an attempt's result for the balancer. */
-export function outcomeOf(code: Code | undefined): Outcome {
+/**
+ * How much earlier than the per-try deadline a DeadlineExceeded still counts as caused by it: the
+ * server got the per-try deadline as its grpc-timeout, and fails its own outgoing calls up to its
+ * 5 ms margin (mesh/policy DEADLINE_MARGIN_MS) before it; plus timer and clock granularity.
+ * Earlier than that, the DeadlineExceeded is the server's own answer, not the per-try timeout.
+ */
+const PER_TRY_SLACK_MS = 10;
+
+/**
+ * Classifies an attempt's result for the balancer. `perTryTimeout`: the attempt ran out of its
+ * per-try timeout — the endpoint did not answer in the time the call could give it, a failure
+ * (a frozen replica is ejected like a failing one).
+ */
+export function outcomeOf(code: Code | undefined, perTryTimeout = false): Outcome {
   if (code === undefined) return "success";
-  if (ENDPOINT_FAILURE.has(code)) return "failure";
+  if (ENDPOINT_FAILURE.has(code) || perTryTimeout) return "failure";
   // The caller gave up, or the server shed load on purpose: says nothing about endpoint health.
   if (code === Code.Canceled || code === Code.ResourceExhausted || code === Code.DeadlineExceeded) return "neutral";
   // Application answers (NotFound, InvalidArgument, ...) come from a healthy endpoint.
@@ -157,11 +190,20 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
     header: Headers,
     signal: AbortSignal | undefined,
     deadline: number | undefined,
-    tried: Set<string>,
+    values: ContextValues,
     attemptFn: (endpoint: string, attemptDeadline: number | undefined, attempt: number) => Promise<R>,
   ): Promise<R> {
     if (!isReady) await ensureReady(signal);
-    const done = policy.begin?.(method);
+    const tried = values.get(TRIED_ENDPOINTS) ?? new Set<string>();
+    // Hooks run synchronously between the awaits: hookCallValues() names this call meanwhile.
+    let outer = hookValues;
+    hookValues = values;
+    let done: ReturnType<NonNullable<CallPolicy["begin"]>>;
+    try {
+      done = policy.begin?.(method);
+    } finally {
+      hookValues = outer;
+    }
     for (let attempt = 1; ; attempt++) {
       const endpoint = balancer.pick(tried);
       if (endpoint === undefined) {
@@ -174,38 +216,65 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
         tried.add(endpoint);
         if (tried.size >= balancer.endpoints().length) tried.clear();
       }
+      // A per-try timeout moves the call to another endpoint; with a single one there is none, and
+      // cutting a slow attempt only to resend it to the same replica would waste its work.
+      const attemptDeadline = policy.attemptDeadline && balancer.endpoints().length > 1 ? policy.attemptDeadline(method, request, deadline, attempt) : deadline;
       const started = balancer.start(endpoint);
+      let res: R;
       try {
-        const attemptDeadline = policy.attemptDeadline ? policy.attemptDeadline(method, deadline) : deadline;
-        const res = await attemptFn(endpoint, attemptDeadline, attempt);
-        balancer.finish(endpoint, started, "success");
-        policy.onAttempt?.(method, endpoint, "success", undefined, attempt);
-        done?.(true);
-        return res;
+        res = await attemptFn(endpoint, attemptDeadline, attempt);
       } catch (e) {
-        const ae = e instanceof AttemptError ? e : new AttemptError(ConnectError.from(e), false);
-        const outcome = outcomeOf(ae.error.code);
-        balancer.finish(endpoint, started, outcome);
-        policy.onAttempt?.(method, endpoint, outcome, ae.error.code, attempt);
-        const delay = signal?.aborted ? undefined : policy.retryDelay?.({ method, request, header, attempt, error: ae, deadline });
-        if (delay === undefined) {
-          done?.(false, ae.error.code);
-          throw ae.error;
-        }
-        if (deadline !== undefined && Date.now() + delay >= deadline) {
-          done?.(false, Code.DeadlineExceeded);
-          throw new ConnectError(`deadline reached before attempt ${attempt + 1}: ${ae.error.rawMessage}`, Code.DeadlineExceeded);
+        let delay: number;
+        outer = hookValues;
+        hookValues = values;
+        try {
+          const ae = e instanceof AttemptError ? e : new AttemptError(ConnectError.from(e), false);
+          const perTryTimeout =
+            ae.error.code === Code.DeadlineExceeded &&
+            attemptDeadline !== undefined &&
+            attemptDeadline !== deadline &&
+            Date.now() >= attemptDeadline - PER_TRY_SLACK_MS;
+          const outcome = outcomeOf(ae.error.code, perTryTimeout);
+          balancer.finish(endpoint, started, outcome);
+          policy.onAttempt?.(method, endpoint, outcome, ae.error.code, attempt);
+          const d = signal?.aborted ? undefined : policy.retryDelay?.({ method, request, header, attempt, error: ae, deadline, perTryTimeout });
+          if (d === undefined) {
+            done?.(false, ae.error.code);
+            if (perTryTimeout) {
+              const ms = attemptDeadline! - started;
+              throw new ConnectError(`per-try timeout (${ms} ms) of attempt ${attempt} on ${endpoint}, no retry allowed: ${ae.error.rawMessage}`, Code.DeadlineExceeded, ae.error.metadata);
+            }
+            throw ae.error;
+          }
+          if (deadline !== undefined && Date.now() + d >= deadline) {
+            done?.(false, Code.DeadlineExceeded);
+            throw new ConnectError(`deadline reached before attempt ${attempt + 1}: ${ae.error.rawMessage}`, Code.DeadlineExceeded);
+          }
+          delay = d;
+        } finally {
+          hookValues = outer;
         }
         header.set("grpc-previous-rpc-attempts", String(attempt));
         if (delay > 0) await waitMs(delay, signal);
+        continue;
       }
+      outer = hookValues;
+      hookValues = values;
+      try {
+        balancer.finish(endpoint, started, "success");
+        policy.onAttempt?.(method, endpoint, "success", undefined, attempt);
+        done?.(true);
+      } finally {
+        hookValues = outer;
+      }
+      return res;
     }
   }
 
   const unaryRaw = async (req: UnaryRequest): Promise<UnaryResponse> => {
     const deadline = callDeadline(req.method, timeoutOf(req));
     const signal = policy.signal ? policy.signal(req.method, req.signal) : req.signal;
-    return withAttempts(req.method, req.message, req.header, signal, deadline, triedOf(req), async (endpoint, attemptDeadline) => {
+    return withAttempts(req.method, req.message, req.header, signal, deadline, req.contextValues, async (endpoint, attemptDeadline) => {
       const r = await unaryCall(pool.get(endpoint), req.method, req.message, { deadline: attemptDeadline, header: req.header, signal });
       return {
         stream: false as const,
@@ -233,7 +302,7 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
     const deadline = callDeadline(req.method, timeoutOf(req));
     const signal = policy.signal ? policy.signal(req.method, req.signal) : req.signal;
     // Retries apply only until the stream is established (response headers arrived, gRFC A6).
-    return withAttempts(req.method, request, req.header, signal, deadline, triedOf(req), async (endpoint, attemptDeadline) => {
+    return withAttempts(req.method, request, req.header, signal, deadline, req.contextValues, async (endpoint, attemptDeadline) => {
       const s = serverStreamCall(pool.get(endpoint), req.method, request, { deadline: attemptDeadline, header: req.header, signal });
       const header = await s.header;
       const trailer = new Headers();
@@ -243,14 +312,15 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
   };
 
   const timeoutOf = (req: UnaryRequest | StreamRequest) => req.contextValues.get(TIMEOUT_KEY);
-  const triedOf = (req: UnaryRequest | StreamRequest) => req.contextValues.get(TRIED_ENDPOINTS) ?? new Set<string>();
 
   const unaryFn = (opts.interceptors ?? []).reduceRight((next, ic) => ic(next as never) as never, unaryRaw as (r: UnaryRequest) => Promise<UnaryResponse>);
   const streamFn = (opts.interceptors ?? []).reduceRight((next, ic) => ic(next as never) as never, streamRaw as (r: StreamRequest) => Promise<StreamResponse>);
 
   return {
     balancer,
-    async unary<I extends DescMessage, O extends DescMessage>(
+    // Not async: the interceptor chain's promise is the call's. An async function returning it
+    // would wrap it in one more promise, resolved two microtasks later, on every call.
+    unary<I extends DescMessage, O extends DescMessage>(
       method: DescMethodUnary<I, O>,
       signal: AbortSignal | undefined,
       timeoutMs: number | undefined,
@@ -258,20 +328,24 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
       input: MessageInitShape<I>,
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
-      const req: UnaryRequest<I, O> = {
-        stream: false,
-        service: method.parent,
-        method,
-        requestMethod: "POST",
-        url: methodPath(method),
-        signal: signal ?? NEVER_ABORTED,
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        message: isMessage(input, method.input) ? input : create(method.input, input),
-      };
-      req.contextValues.set(TIMEOUT_KEY, timeoutMs);
-      // No await: the interceptor chain's promise is the call's (one promise less per call).
-      return unaryFn(req as UnaryRequest) as Promise<UnaryResponse<I, O>>;
+      try {
+        const req: UnaryRequest<I, O> = {
+          stream: false,
+          service: method.parent,
+          method,
+          requestMethod: "POST",
+          url: methodPath(method),
+          signal: signal ?? NEVER_ABORTED,
+          header: new Headers(header),
+          contextValues: contextValues ?? createContextValues(),
+          message: isMessage(input, method.input) ? input : create(method.input, input),
+        };
+        req.contextValues.set(TIMEOUT_KEY, timeoutMs);
+        return unaryFn(req as UnaryRequest) as Promise<UnaryResponse<I, O>>;
+      } catch (e) {
+        // Like an async function: a bad input (or a throwing interceptor) rejects, never throws.
+        return Promise.reject(e);
+      }
     },
     async stream<I extends DescMessage, O extends DescMessage>(
       method: DescMethodStreaming<I, O>,

@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { createContextKey, ROOT_CONTEXT, type Context } from "@opentelemetry/api";
 import type { ServerMiddleware } from "../grpc/index.js";
 
 /** The deadline and cancellation of the inbound call (or job) that the current code runs for. */
@@ -9,7 +10,34 @@ export interface DeadlineScope {
   signal: AbortSignal | undefined;
 }
 
-const storage = new AsyncLocalStorage<DeadlineScope>();
+/**
+ * The process's one AsyncLocalStorage: its store is an OpenTelemetry `Context`, the deadline scope
+ * is a value in it, and mesh/telemetry's context manager keeps the trace context in the same
+ * store. Every enabled AsyncLocalStorage costs on every promise the process creates (Node 20
+ * copies each storage's store onto each new async resource), so one storage instead of two.
+ */
+export const ambientStorage = new AsyncLocalStorage<Context>();
+
+const SCOPE = createContextKey("meshwork deadline scope");
+
+function scopeOf(ctx: Context | undefined): DeadlineScope | undefined {
+  return ctx?.getValue(SCOPE) as DeadlineScope | undefined;
+}
+
+function runInScope<T>(scope: DeadlineScope, fn: () => T): T {
+  return ambientStorage.run((ambientStorage.getStore() ?? ROOT_CONTEXT).setValue(SCOPE, scope), fn);
+}
+
+/**
+ * `next` with the deadline scope of the current one when `next` has none: an OpenTelemetry
+ * context switch (a span made active, a trace context extracted from a message) does not leave
+ * the deadline scope, as with two separate storages. For mesh/telemetry's context manager.
+ */
+export function keepDeadlineScope(next: Context): Context {
+  if (next.getValue(SCOPE) !== undefined) return next;
+  const scope = scopeOf(ambientStorage.getStore());
+  return scope === undefined ? next : next.setValue(SCOPE, scope);
+}
 
 /**
  * Server middleware that makes the inbound call's deadline and signal ambient for everything the
@@ -28,7 +56,7 @@ export function deadlineMiddleware(): ServerMiddleware {
         return ctx.signal;
       },
     };
-    return storage.run(scope, next);
+    return runInScope(scope, next);
   };
 }
 
@@ -38,16 +66,21 @@ export function deadlineMiddleware(): ServerMiddleware {
  * scope can only shorten the deadline of the scope it runs in, never extend it.
  */
 export function runWithDeadline<T>(deadline: number | undefined, signal: AbortSignal | undefined, fn: () => T): T {
-  const outer = storage.getStore();
+  const outer = scopeOf(ambientStorage.getStore());
   const d = outer?.deadline === undefined ? deadline : deadline === undefined ? outer.deadline : Math.min(deadline, outer.deadline);
   const signals = [outer?.signal, signal].filter((s): s is AbortSignal => s !== undefined);
   const s = signals.length <= 1 ? signals[0] : AbortSignal.any(signals);
-  return storage.run({ deadline: d, signal: s }, fn);
+  return runInScope({ deadline: d, signal: s }, fn);
+}
+
+/** The deadline scope the current code runs in (one lookup for both deadline and signal), if any. */
+export function currentScope(): DeadlineScope | undefined {
+  return scopeOf(ambientStorage.getStore());
 }
 
 /** Absolute deadline (epoch ms) of the inbound call being handled, or undefined outside one / without one. */
 export function currentDeadline(): number | undefined {
-  return storage.getStore()?.deadline;
+  return scopeOf(ambientStorage.getStore())?.deadline;
 }
 
 /** Milliseconds left until {@link currentDeadline} (may be ≤ 0), or undefined when there is none. */
@@ -58,5 +91,5 @@ export function remainingMs(now = Date.now()): number | undefined {
 
 /** The inbound call's AbortSignal, or undefined outside a scope. */
 export function currentSignal(): AbortSignal | undefined {
-  return storage.getStore()?.signal;
+  return scopeOf(ambientStorage.getStore())?.signal;
 }

@@ -1,4 +1,5 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { context, ROOT_CONTEXT, trace } from "@opentelemetry/api";
 import { CatalogService } from "../../gen/catalog/v1/catalog_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { InventoryService } from "../../gen/inventory/v1/inventory_pb.js";
@@ -6,6 +7,7 @@ import { createMeshTransport, staticEndpoints, type MeshTransport } from "../cli
 import { waitFor } from "../infra/index.js";
 import { createCallPolicy } from "../policy/index.js";
 import { startTestGrpcServer } from "../testing/grpc-server.js";
+import { startTelemetry } from "../telemetry/index.js";
 import { currentDeadline, deadlineMiddleware, remainingMs, runWithDeadline, serverTimeouts } from "./index.js";
 
 const cleanup: Array<() => void> = [];
@@ -218,5 +220,36 @@ describe("R10: a backend that sleeps past the deadline", () => {
     await waitFor(() => w.exited, { timeoutMs: 2_000, what: "B's handler to stop" });
     // Without propagation B would run until GetStock's own 2 s deadline; typically this takes ~15 ms.
     expect(w.abortedAt - cancelledAt).toBeLessThan(1_000);
+  });
+});
+
+describe("one storage for the deadline and the trace context", () => {
+  it("a context switch keeps the deadline, a deadline scope keeps the active span, and deadlines outlive telemetry", async () => {
+    const telemetry = startTelemetry({ serviceName: "deadline-test", instanceId: "deadline-test-1", env: {} });
+    try {
+      const deadline = Date.now() + 60_000;
+      const span = trace.getTracer("test").startSpan("outer");
+      await context.with(trace.setSpan(ROOT_CONTEXT, span), () =>
+        runWithDeadline(deadline, undefined, async () => {
+          await Promise.resolve();
+          // The deadline scope did not replace the trace context...
+          expect(trace.getActiveSpan()).toBe(span);
+          // ...and a context built from ROOT_CONTEXT (an extracted trace context) keeps the deadline.
+          await context.with(ROOT_CONTEXT, async () => {
+            await Promise.resolve();
+            expect(currentDeadline()).toBe(deadline);
+            expect(trace.getActiveSpan()).toBeUndefined();
+          });
+        }),
+      );
+      span.end();
+      expect(currentDeadline()).toBeUndefined();
+    } finally {
+      await telemetry.shutdown();
+    }
+    await runWithDeadline(Date.now() + 1_000, undefined, async () => {
+      await Promise.resolve();
+      expect(currentDeadline()).toBeDefined();
+    });
   });
 });

@@ -8,5 +8,5 @@
  * grpcImplementation(OrderService, impl, { middleware: [deadlineMiddleware()], timeoutFor: serverTimeouts() });
  * ```
  */
-export { deadlineMiddleware, runWithDeadline, currentDeadline, currentSignal, remainingMs, type DeadlineScope } from "./deadline-context.js";
+export { deadlineMiddleware, runWithDeadline, currentDeadline, currentSignal, currentScope, remainingMs, ambientStorage, keepDeadlineScope, type DeadlineScope } from "./deadline-context.js";
 export { methodTimeoutMs, serverTimeouts, DEFAULT_METHOD_TIMEOUT_MS, type MethodTimeoutOptions } from "./method-timeout.js";

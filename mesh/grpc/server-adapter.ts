@@ -10,6 +10,7 @@ import type {
 } from "@grpc/grpc-js";
 import { grpcServiceDefinition, methodPath } from "./definition.js";
 import { toGrpcStatus } from "./errors.js";
+import { isFastMessage } from "./fast-codec.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
 
 /**
@@ -52,6 +53,95 @@ const SERVER_SHUTDOWN = sharedReason("server shutting down", Code.Unavailable);
 const SERVER_DRAINING = sharedReason("server draining: re-subscribe on another replica", Code.Unavailable);
 
 /**
+ * The pending deadlines of all calls of the process in a binary min-heap behind one timer,
+ * instead of a Node timer per call: each timer is an object, a timer-list insert and removal, and
+ * an async_hooks init while telemetry's AsyncLocalStorage is on. The timer is re-armed only when
+ * a new deadline is earlier than the armed one or when it fires; most calls end long before their
+ * deadline and just leave the heap.
+ */
+class DeadlineHeap {
+  private readonly heap: CallContext[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private armedAt = Infinity;
+
+  add(ctx: CallContext): void {
+    const h = this.heap;
+    ctx.heapIndex = h.length;
+    h.push(ctx);
+    this.up(ctx.heapIndex);
+    if (ctx.deadlineAt < this.armedAt) this.arm(ctx.deadlineAt);
+  }
+
+  remove(ctx: CallContext): void {
+    const i = ctx.heapIndex;
+    if (i < 0) return;
+    ctx.heapIndex = -1;
+    const h = this.heap;
+    const last = h.pop()!;
+    if (i === h.length) return;
+    h[i] = last;
+    last.heapIndex = i;
+    this.down(i);
+    this.up(last.heapIndex);
+    // The armed timer may now be early: it re-arms for the new earliest when it fires.
+  }
+
+  private arm(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.armedAt = at;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, at - Date.now()));
+    // Calls in flight keep their server open; a deadline alone must not keep a process alive.
+    this.timer.unref();
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.armedAt = Infinity;
+    const now = Date.now();
+    const h = this.heap;
+    while (h.length > 0 && h[0].deadlineAt <= now) {
+      const ctx = h[0];
+      this.remove(ctx);
+      ctx.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+    }
+    if (h.length > 0) this.arm(h[0].deadlineAt);
+  }
+
+  private up(i: number): void {
+    const h = this.heap;
+    const x = h[i];
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p].deadlineAt <= x.deadlineAt) break;
+      h[i] = h[p];
+      h[i].heapIndex = i;
+      i = p;
+    }
+    h[i] = x;
+    x.heapIndex = i;
+  }
+
+  private down(i: number): void {
+    const h = this.heap;
+    const n = h.length;
+    const x = h[i];
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && h[c + 1].deadlineAt < h[c].deadlineAt) c++;
+      if (x.deadlineAt <= h[c].deadlineAt) break;
+      h[i] = h[c];
+      h[i].heapIndex = i;
+      i = c;
+    }
+    h[i] = x;
+    x.heapIndex = i;
+  }
+}
+
+const deadlines = new DeadlineHeap();
+
+/**
  * The HandlerContext of one call. Cheaper than Connect's `createHandlerContext` on the hot path:
  * headers, values and the AbortSignal are created only when a handler or middleware asks for them,
  * and shutdown reaches active calls through one listener per server instead of one per call.
@@ -63,8 +153,11 @@ class CallContext implements HandlerContext {
   reason: ConnectError | undefined;
   finished = false;
   private controller: AbortController | undefined;
-  private listeners: Array<() => void> = [];
-  private timer: NodeJS.Timeout | undefined;
+  private listeners: Array<() => void> | undefined;
+  /** Position in {@link deadlines} while the deadline is pending, else -1. */
+  heapIndex = -1;
+  /** The deadline in epoch ms, Infinity without one. */
+  readonly deadlineAt: number;
   private reqHeader: Headers | undefined;
   private resHeader: Headers | undefined;
   private resTrailer: Headers | undefined;
@@ -78,10 +171,11 @@ class CallContext implements HandlerContext {
     private readonly deadline: number | undefined,
     private readonly valuesFactory: (() => ContextValues) | undefined,
   ) {
+    this.deadlineAt = deadline ?? Infinity;
     if (deadline !== undefined) {
       const ms = deadline - Date.now();
       if (ms <= 0) this.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-      else this.timer = setTimeout(() => this.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), ms);
+      else deadlines.add(this);
     }
   }
 
@@ -123,10 +217,31 @@ class CallContext implements HandlerContext {
     return this.resTrailer && hasAny(this.resTrailer) ? headersToMetadata(this.resTrailer) : undefined;
   }
 
+  private settledFns: ((error: unknown, failed: boolean) => void)[] | undefined;
+
+  /** See {@link onCallSettled}. */
+  onSettled(fn: (error: unknown, failed: boolean) => void): void {
+    (this.settledFns ??= []).push(fn);
+  }
+
+  /** The middleware chain settled: runs the {@link onCallSettled} callbacks, innermost first (as `.then`s on `next()` would). */
+  settle(failed: boolean, error: unknown): void {
+    const fns = this.settledFns;
+    if (!fns) return;
+    this.settledFns = undefined;
+    for (let i = fns.length - 1; i >= 0; i--) {
+      try {
+        fns[i](error, failed);
+      } catch {
+        // Bookkeeping (a span, a slot) must not keep the call from being answered.
+      }
+    }
+  }
+
   /** Calls `fn` once the call is aborted (at once if it already is); never after it finished. */
   onAbort(fn: () => void): void {
     if (this.reason) fn();
-    else if (!this.finished) this.listeners.push(fn);
+    else if (!this.finished) (this.listeners ??= []).push(fn);
   }
 
   /** One request header without building a Headers object (the first value, as `Headers.get` would join them). */
@@ -146,17 +261,24 @@ class CallContext implements HandlerContext {
   abort(reason: ConnectError): void {
     if (this.reason || this.finished) return;
     this.reason = reason;
-    clearTimeout(this.timer);
+    deadlines.remove(this);
     this.controller?.abort(reason);
-    for (const fn of this.listeners.splice(0)) fn();
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners) for (const fn of listeners) fn();
+    // Last, after middleware listeners (e.g. the span ends with the abort reason first).
+    this.onAborted?.(reason);
   }
+
+  /** The adapter's own abort handling (answer the call now); a field instead of a listener per call. */
+  onAborted: ((reason: ConnectError) => void) | undefined;
 
   /** The call has been answered: stop timers and tell anyone holding the signal. */
   finish(): void {
     if (this.finished) return;
     this.finished = true;
-    clearTimeout(this.timer);
-    this.listeners.length = 0;
+    deadlines.remove(this);
+    this.listeners = undefined;
     this.controller?.abort(this.reason ?? COMPLETED());
   }
 }
@@ -176,6 +298,20 @@ export function onCallAbort(ctx: HandlerContext, fn: (reason: unknown) => void):
   const listener = () => fn(ctx.signal.reason);
   ctx.signal.addEventListener("abort", listener, { once: true });
   return () => ctx.signal.removeEventListener("abort", listener);
+}
+
+/**
+ * Calls `fn` once the call's middleware chain settles (the handler returned or failed, before the
+ * answer is written), with the error and whether it failed. On a mesh adapter call this stands in
+ * for a `.then` on `next()` — a promise and, while telemetry runs, an AsyncLocalStorage hook less
+ * per call — and returns true; on any other HandlerContext it returns false and does nothing, and
+ * the middleware chains on `next()` itself. The callback runs when the whole chain has settled,
+ * so it suits middleware whose outer neighbours add no asynchronous work after `next()`.
+ */
+export function onCallSettled(ctx: HandlerContext, fn: (error: unknown, failed: boolean) => void): boolean {
+  if (!(ctx instanceof CallContext)) return false;
+  ctx.onSettled(fn);
+  return true;
 }
 
 /** One request header of the call, without converting all metadata to Headers on a mesh adapter call. */
@@ -198,34 +334,147 @@ function requestedTimeout(call: { getDeadline(): Date | number }): number | unde
   return Number.isFinite(t) ? Math.max(0, t - Date.now()) : undefined;
 }
 
+// One shared settled promise for handlers that answered synchronously: nothing to allocate.
+const RESOLVED = Promise.resolve();
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as { then?: unknown } | null | undefined)?.then === "function";
+}
+
+/** Runs `middleware` around `last`; a middleware that throws instead of rejecting counts as a rejection. */
 function compose(middleware: ServerMiddleware[], ctx: HandlerContext, last: () => Promise<void>): Promise<void> {
-  if (middleware.length === 0) return last();
-  let i = -1;
-  const dispatch = (n: number): Promise<void> => {
-    if (n <= i) return Promise.reject(new Error("next() called twice"));
-    i = n;
-    const mw = middleware[n];
-    return mw ? mw(ctx, () => dispatch(n + 1)) : last();
-  };
-  return dispatch(0);
+  return middleware.length === 0 ? last() : new Chain(middleware, ctx, last).dispatch(0);
+}
+
+/** One call's walk through the middleware (an object, not per-call closures). */
+class Chain {
+  private index = -1;
+
+  constructor(
+    private readonly middleware: ServerMiddleware[],
+    private readonly ctx: HandlerContext,
+    private readonly last: () => Promise<void>,
+  ) {}
+
+  dispatch(n: number): Promise<void> {
+    if (n <= this.index) return Promise.reject(new Error("next() called twice"));
+    this.index = n;
+    const mw = this.middleware[n];
+    if (!mw) return this.last();
+    try {
+      return mw(this.ctx, () => this.dispatch(n + 1));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+}
+
+// The response of a handler that returned nothing: the message with every field unset.
+const NO_FIELDS = {};
+
+/** What every call of one unary method shares. */
+interface UnaryMethod {
+  fn: ((req: Message, ctx: HandlerContext) => unknown) | undefined;
+  middleware: ServerMiddleware[];
+  done: (ctx: CallContext) => void;
+  toResponse: (value: unknown) => Message;
+  unimplemented: () => ConnectError;
 }
 
 /**
- * Settles with `work`, or rejects with the call's abort reason as soon as it is aborted: the call
- * is answered at the deadline even if the handler ignores its signal.
+ * One unary call. Its answer is sent once: whichever of handler, error or abort (deadline,
+ * cancel, shutdown) comes first finishes the call (done → ctx.finished), and what comes later is
+ * dropped. Methods instead of per-call closures: less to allocate on every call.
  */
-function settle(ctx: CallContext, work: Promise<void>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (ctx.reason) {
-      // Answered already (e.g. the deadline had passed on arrival): the handler's own failure must
-      // not become an unhandled rejection, which ends a Node 20 process.
-      work.catch(() => undefined);
-      reject(ctx.reason);
+class UnaryCall {
+  private response: unknown;
+
+  constructor(
+    private readonly m: UnaryMethod,
+    private readonly ctx: CallContext,
+    private readonly call: ServerUnaryCall<Message, Message>,
+    private readonly callback: sendUnaryData<Message>,
+  ) {}
+
+  run(): void {
+    const ctx = this.ctx;
+    // The call is answered at the abort even if the handler runs on.
+    ctx.onAborted = (reason) => this.fail(reason);
+    if (this.m.middleware.length === 0) {
+      // No middleware: no promise of our own; a synchronous handler answers in this turn.
+      let result: unknown;
+      try {
+        result = this.invoke();
+      } catch (e) {
+        // A call aborted on arrival (deadline already passed) answers with the abort reason.
+        this.fail(ctx.reason ?? e);
+        return;
+      }
+      if (ctx.reason) this.fail(ctx.reason);
+      if (isThenable(result)) {
+        result.then(
+          (v) => this.reply(v),
+          (e: unknown) => this.fail(e),
+        );
+      } else {
+        this.reply(result);
+      }
       return;
     }
-    ctx.onAbort(() => reject(ctx.reason));
-    work.then(resolve, reject);
-  });
+    const work = compose(this.m.middleware, ctx, () => this.last());
+    if (ctx.reason) this.fail(ctx.reason);
+    // After an early answer the handler's own failure is dropped here, instead of becoming an
+    // unhandled rejection (which ends a Node 20 process).
+    work.then(
+      () => {
+        ctx.settle(false, undefined);
+        this.reply(this.response);
+      },
+      (e: unknown) => {
+        ctx.settle(true, e);
+        this.fail(e);
+      },
+    );
+  }
+
+  private invoke(): unknown {
+    if (!this.m.fn) throw this.m.unimplemented();
+    return this.m.fn(this.call.request, this.ctx);
+  }
+
+  /** The innermost `next` of the middleware chain: runs the handler and keeps its response. */
+  private last(): Promise<void> {
+    try {
+      const result = this.invoke();
+      if (isThenable(result)) return Promise.resolve(result).then((v) => void (this.response = v));
+      this.response = result;
+      return RESOLVED;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (this.ctx.finished) return;
+    this.callback(toGrpcStatus(err) as never);
+    this.m.done(this.ctx);
+  }
+
+  private reply(value: unknown): void {
+    const ctx = this.ctx;
+    if (ctx.finished) return;
+    let response: Message;
+    try {
+      response = this.m.toResponse(value);
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    const header = ctx.headerMetadata();
+    if (header) this.call.sendMetadata(header);
+    this.callback(null, response, ctx.trailerMetadata());
+    this.m.done(ctx);
+  }
 }
 
 /**
@@ -275,26 +524,16 @@ export function grpcImplementation<S extends DescService>(
     };
     let handler: UntypedHandleCall;
     if (method.methodKind === "unary") {
-      handler = (call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {
-        const ctx = makeContext(call);
-        let response: Message | undefined;
-        const run = async () => {
-          if (!fn) throw new ConnectError(`method ${url} is not implemented`, Code.Unimplemented);
-          response = asMessage(method.output, await fn(call.request, ctx));
-        };
-        settle(ctx, compose(middleware, ctx, run)).then(
-          () => {
-            const header = ctx.headerMetadata();
-            if (header) call.sendMetadata(header);
-            callback(null, response, ctx.trailerMetadata());
-            done(ctx);
-          },
-          (err: unknown) => {
-            callback(toGrpcStatus(err) as never);
-            done(ctx);
-          },
-        );
+      const m: UnaryMethod = {
+        fn,
+        middleware,
+        done,
+        // A type the compiled codec writes takes the handler's plain object as it is: create() would
+        // only copy it into a message first.
+        toResponse: isFastMessage(method.output) ? (v) => (v ?? NO_FIELDS) as Message : (v) => asMessage(method.output, v),
+        unimplemented: () => new ConnectError(`method ${url} is not implemented`, Code.Unimplemented),
       };
+      handler = (call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => new UnaryCall(m, makeContext(call), call, callback).run();
     } else if (isStream) {
       handler = (call: ServerWritableStream<Message, Message>) => {
         const ctx = makeContext(call);
@@ -320,15 +559,25 @@ export function grpcImplementation<S extends DescService>(
             }
           }
         };
-        settle(ctx, compose(middleware, ctx, run)).then(
+        const fail = (err: unknown) => {
+          if (ctx.finished) return;
+          if (!call.cancelled) call.emit("error", toGrpcStatus(err));
+          done(ctx);
+        };
+        ctx.onAborted = fail;
+        const work = compose(middleware, ctx, run);
+        if (ctx.reason) fail(ctx.reason);
+        work.then(
           () => {
+            ctx.settle(false, undefined);
+            if (ctx.finished) return;
             sendHeader();
             call.end(ctx.trailerMetadata());
             done(ctx);
           },
-          (err: unknown) => {
-            if (!call.cancelled) call.emit("error", toGrpcStatus(err));
-            done(ctx);
+          (e: unknown) => {
+            ctx.settle(true, e);
+            fail(e);
           },
         );
       };

@@ -3,7 +3,7 @@ import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AttemptInfo, CallPolicy } from "../client/index.js";
 import { NEVER_ABORTED } from "../grpc/index.js";
-import { currentSignal, methodTimeoutMs, remainingMs } from "../deadline/index.js";
+import { currentScope, methodTimeoutMs } from "../deadline/index.js";
 import { DEFAULT_BACKOFF, retryBackoffMs, type BackoffOptions } from "./backoff.js";
 import { breakerOutcome, CircuitBreaker, type BreakerState, type CircuitBreakerOptions } from "./circuit-breaker.js";
 import { RetryBudget, type RetryBudgetOptions } from "./retry-budget.js";
@@ -35,6 +35,8 @@ export interface MethodPolicy {
    * attempt is sent (see {@link withHedging}); off when absent.
    */
   hedgeAfterMs?: number;
+  /** Per-try timeout in ms of this method (see {@link CallPolicyOptions.perTryTimeoutMs}); 0 = none. */
+  perTryTimeoutMs?: number;
 }
 
 /** Options of {@link createCallPolicy}. */
@@ -62,6 +64,17 @@ export interface CallPolicyOptions {
   onBreakerStateChange?: (service: string, state: BreakerState) => void;
   /** Deadline for methods whose contract sets no meshwork timeout (default 10 s, see mesh/deadline). */
   defaultTimeoutMs?: number;
+  /**
+   * Per-try timeout in ms (Envoy's per_try_timeout) of safe unary methods: an attempt that has not
+   * answered by then is cancelled and the call moves on to another endpoint, which counts the
+   * silence as a failure for outlier ejection. The last allowed attempt gets whatever is left of
+   * the call's deadline, and no attempt outlives it. 0 = none. Default: the method's timeout ÷
+   * maxAttempts (GetProduct: 2 s ÷ 3 = 666 ms), so that every allowed attempt fits in the
+   * deadline and a frozen replica costs a call one share of it, not all of it (R5). Streams and
+   * unsafe methods have none: a stream's attempts end at its headers, and an unsafe attempt cut
+   * short could not be retried anyway.
+   */
+  perTryTimeoutMs?: number;
   /** See {@link DEADLINE_MARGIN_MS}. */
   deadlineMarginMs?: number;
   /** Random source for the backoff jitter (tests). */
@@ -85,6 +98,8 @@ interface Resolved {
   /** "always" / "never", or the idempotency_key field whose non-empty value makes it safe. */
   safety: "always" | "never" | DescField;
   hedgeAfterMs: number | undefined;
+  /** Undefined when the method has no per-try timeout (streams, never-safe methods, 0). */
+  perTryTimeoutMs: number | undefined;
 }
 
 /**
@@ -96,6 +111,9 @@ interface Resolved {
  * - retries per gRFC A6 ({@link decideRetry}): full-jitter backoff or the server's pushback, to a
  *   replica not yet tried, only before response headers, only for safe methods unless the
  *   request never reached a server;
+ * - per-try timeouts of safe unary calls (Envoy's per_try_timeout, see
+ *   {@link CallPolicyOptions.perTryTimeoutMs}): an attempt that does not answer in its share of
+ *   the deadline moves on to another replica;
  * - retry throttling: A6's token bucket and a Linkerd-style budget — when either refuses, the call
  *   fails fast with the last error;
  * - a circuit breaker over the service's endpoint-ish failures.
@@ -131,13 +149,19 @@ export function createCallPolicy(opts: CallPolicyOptions): ServiceCallPolicy {
     const contractSafe = method.idempotency !== MethodOptions_IdempotencyLevel.IDEMPOTENCY_UNKNOWN;
     const keyField = method.input.fields.find((f) => f.name === "idempotency_key" && f.fieldKind === "scalar" && f.scalar === ScalarType.STRING);
     const safe = m.idempotent ?? (contractSafe ? true : undefined);
+    const timeoutMs = methodTimeoutMs(method, { defaultMs: opts.defaultTimeoutMs, methods: timeoutOverrides });
+    const maxAttempts = Math.max(1, Math.min(MAX_ATTEMPTS_CAP, m.maxAttempts ?? opts.maxAttempts ?? 3));
+    const safety = safe === true ? "always" : safe === false || !keyField ? "never" : keyField;
+    const perTry = m.perTryTimeoutMs ?? opts.perTryTimeoutMs ?? (timeoutMs === undefined ? 0 : Math.floor(timeoutMs / maxAttempts));
     r = {
-      timeoutMs: methodTimeoutMs(method, { defaultMs: opts.defaultTimeoutMs, methods: timeoutOverrides }),
-      maxAttempts: Math.max(1, Math.min(MAX_ATTEMPTS_CAP, m.maxAttempts ?? opts.maxAttempts ?? 3)),
+      timeoutMs,
+      maxAttempts,
       retryableCodes: new Set(m.retryableCodes ?? opts.retryableCodes ?? [Code.Unavailable]),
-      safety: safe === true ? "always" : safe === false || !keyField ? "never" : keyField,
+      safety,
       // Hedging sends the request twice: only for methods that declare no side effects.
       hedgeAfterMs: method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS && method.methodKind === "unary" ? m.hedgeAfterMs : undefined,
+      // With one attempt there is nothing to move on to: the call's deadline is the attempt's.
+      perTryTimeoutMs: method.methodKind === "unary" && safety !== "never" && maxAttempts > 1 && perTry > 0 ? perTry : undefined,
     };
     cache.set(method, r);
     return r;
@@ -156,11 +180,12 @@ export function createCallPolicy(opts: CallPolicyOptions): ServiceCallPolicy {
     hedgeAfterMs: (method) => resolve(method).hedgeAfterMs,
 
     timeoutMs(method, requested) {
-      const inbound = currentSignal();
+      const scope = currentScope();
+      const inbound = scope?.signal;
       if (inbound?.aborted) throw ConnectError.from(inbound.reason, Code.Canceled);
       // The shortest of the caller's timeout, the inbound call's remaining time and the method's limit.
       let t = requested;
-      const left = remainingMs();
+      const left = scope?.deadline === undefined ? undefined : scope.deadline - Date.now();
       if (left !== undefined && (t === undefined || left < t)) t = left;
       const max = resolve(method).timeoutMs;
       if (max !== undefined && (t === undefined || max < t)) t = max;
@@ -171,8 +196,17 @@ export function createCallPolicy(opts: CallPolicyOptions): ServiceCallPolicy {
       return t;
     },
 
+    attemptDeadline(method, request, callDeadline, attempt) {
+      const r = resolve(method);
+      if (r.perTryTimeoutMs === undefined || attempt >= r.maxAttempts || !isSafe(r, request)) return callDeadline;
+      const d = Date.now() + r.perTryTimeoutMs;
+      // A per-try deadline that would leave the call less than the margin after it is no use: the
+      // next attempt could not be sent. The attempt gets the call's deadline instead.
+      return callDeadline !== undefined && d > callDeadline - margin ? callDeadline : d;
+    },
+
     signal(_method, signal) {
-      const inbound = currentSignal();
+      const inbound = currentScope()?.signal;
       if (!inbound) return signal;
       return signal === NEVER_ABORTED ? inbound : AbortSignal.any([signal, inbound]);
     },
@@ -188,7 +222,15 @@ export function createCallPolicy(opts: CallPolicyOptions): ServiceCallPolicy {
       const ce = info.error.error;
       const pushback = parsePushback(ce.metadata.get("grpc-retry-pushback-ms"));
       const d = decideRetry(
-        { code: ce.code, message: ce.rawMessage, headersReceived: info.error.headersReceived, unary: info.method.methodKind === "unary", safe: isSafe(r, info.request), pushback },
+        {
+          code: ce.code,
+          message: ce.rawMessage,
+          headersReceived: info.error.headersReceived,
+          unary: info.method.methodKind === "unary",
+          safe: isSafe(r, info.request),
+          pushback,
+          perTryTimeout: info.perTryTimeout,
+        },
         r.retryableCodes,
       );
       if (d.countsForThrottle) throttle?.onFailure();

@@ -1,6 +1,7 @@
-import { Code, ConnectError, createClient, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import { CatalogService } from "../../gen/catalog/v1/catalog_pb.js";
 import { createMeshTransport, staticEndpoints, type MeshTransport, type MeshTransportOptions } from "../client/index.js";
+import { TRIED_ENDPOINTS } from "../client/transport.js";
 import { waitFor } from "../infra/index.js";
 import { startTestGrpcServer } from "../testing/grpc-server.js";
 import { createCallPolicy, withHedging, type BreakerState, type CallPolicyOptions } from "./index.js";
@@ -128,6 +129,86 @@ describe("retries across replicas", () => {
     expect(total(good)).toBeGreaterThanOrEqual(1_998);
   });
   // R1 (kill -9 under load) is proven at process level by the fault battery (tests/faults/scenarios).
+});
+
+/** Never answers: waits until the attempt is cancelled (its deadline or the caller), like a SIGSTOPped replica. */
+const frozen = (cancelled: { n: number }) => (ctx: HandlerContext) =>
+  new Promise<void>((_, reject) => {
+    ctx.signal.addEventListener("abort", () => (cancelled.n++, reject(new ConnectError("cancelled", Code.Canceled))), { once: true });
+  });
+
+describe("per-try timeouts (R5: a replica stops answering)", () => {
+  it("calls move on from a frozen replica within their deadline; it stops getting calls, and its attempts are cancelled", async () => {
+    const cancelled = { n: 0 };
+    const stuck = await catalogReplica(frozen(cancelled));
+    const good = await Promise.all([1, 2].map(() => catalogReplica()));
+    // 600 ms deadline ÷ 3 attempts: 200 ms per try.
+    const client = createClient(CatalogService, meshTransport([stuck, ...good], { service: "catalog", methods: { GetProduct: { timeoutMs: 600 } } }));
+    // A burst first, which the balancer spreads over the three while their costs are equal.
+    const burst = await Promise.all(Array.from({ length: 30 }, (_, i) => client.getProduct({ id: `b${i}` }).then(() => undefined, codeOf)));
+    expect(burst.filter((c) => c !== undefined)).toEqual([]);
+    expect(stuck.attempts).toBeGreaterThan(0);
+    const afterBurst = stuck.attempts;
+    const history = await closedLoop(6, 570, (i) => client.getProduct({ id: `p${i}` }));
+    expect(history.filter((h) => h.code !== undefined)).toEqual([]);
+    // Ejected (5 per-try timeouts) or avoided: its per-try timeouts made it the costliest choice.
+    expect(stuck.attempts - afterBurst).toBeLessThanOrEqual(2);
+    // The per-try deadline reached the server as its grpc-timeout: every attempt there was cancelled.
+    await waitFor(() => cancelled.n === stuck.attempts, { timeoutMs: 5_000, what: "every attempt at the frozen replica to be cancelled" });
+    expect(total(good)).toBe(600);
+  });
+
+  it("five per-try timeouts in a row eject the replica like five failures", async () => {
+    const stuck = await catalogReplica(frozen({ n: 0 }));
+    const good = await catalogReplica();
+    const ejections: string[] = [];
+    const client = createClient(
+      CatalogService,
+      meshTransport([stuck, good], { service: "catalog", perTryTimeoutMs: 50 }, { balancer: { onEjection: (k, e) => e && ejections.push(k) } }),
+    );
+    // Each call's first attempt is steered to the frozen replica (the good one counts as tried).
+    for (let i = 0; i < 5; i++) {
+      const contextValues = createContextValues().set(TRIED_ENDPOINTS, new Set([good.address]));
+      await expect(client.getProduct({ id: `p${i}` }, { contextValues })).resolves.toMatchObject({ product: { id: `p${i}` } });
+      expect(ejections).toEqual(i < 4 ? [] : [stuck.address]);
+    }
+    expect([stuck.attempts, good.attempts]).toEqual([5, 5]);
+  });
+
+  it("the last attempt has the rest of the call's deadline, not one per-try share", async () => {
+    // The third attempt (grpc-previous-rpc-attempts 2) answers after 300 ms, three times the per-try timeout.
+    const rs = await Promise.all(
+      [1, 2, 3].map(() =>
+        catalogReplica(async (ctx) => {
+          if (ctx.requestHeader.get("grpc-previous-rpc-attempts") !== "2") return frozen({ n: 0 })(ctx);
+          await new Promise((r) => setTimeout(r, 300));
+        }),
+      ),
+    );
+    const client = createClient(CatalogService, meshTransport(rs, { service: "catalog", perTryTimeoutMs: 100, methods: { GetProduct: { timeoutMs: 5_000 } } }));
+    await expect(client.getProduct({ id: "p" })).resolves.toMatchObject({ product: { id: "p" } });
+    expect(rs.map((r) => r.attempts)).toEqual([1, 1, 1]);
+  });
+
+  it("the call's own deadline still ends it with DeadlineExceeded, every attempt cancelled", async () => {
+    const cancelled = { n: 0 };
+    const rs = await Promise.all([1, 2, 3].map(() => catalogReplica(frozen(cancelled))));
+    const client = createClient(CatalogService, meshTransport(rs, { service: "catalog", random: () => 0 }));
+    await expect(client.getProduct({ id: "p" }, { timeoutMs: 300 })).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+    // 300 ms is below GetProduct's 666 ms per try: one attempt, cut by the call's deadline.
+    expect(total(rs)).toBe(1);
+    await expect(client.getProduct({ id: "p" })).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+    expect(total(rs)).toBe(4);
+    await waitFor(() => cancelled.n === 4, { timeoutMs: 5_000, what: "every attempt to be cancelled" });
+  });
+
+  it("an unsafe call is never cut short: it keeps the whole deadline on one replica", async () => {
+    const cancelled = { n: 0 };
+    const rs = await Promise.all([1, 2].map(() => catalogReplica(frozen(cancelled))));
+    const client = createClient(CatalogService, meshTransport(rs, { service: "catalog", perTryTimeoutMs: 50, methods: { GetProduct: { idempotent: false } } }));
+    await expect(client.getProduct({ id: "p" }, { timeoutMs: 300 })).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+    expect(total(rs)).toBe(1);
+  });
 });
 
 describe("R9: every replica failing", () => {

@@ -235,6 +235,13 @@ describe("retry decision table", () => {
     ["ResourceExhausted with pushback (shed)", { code: Code.ResourceExhausted, pushback: 50 }, "retry", "no", false],
     ["Unavailable with pushback 0", { code: Code.Unavailable, pushback: 0 }, "retry", "no", true],
     ["application NotFound", { code: Code.NotFound }, "no", "no", false],
+    // The endpoint did not answer within the attempt's share of the deadline (R5): ejection's
+    // business like a lost connection, so no token; the call's own deadline is never retried.
+    ["per-try timeout", { code: Code.DeadlineExceeded, perTryTimeout: true, unary: true }, "retry", "no", false],
+    ["per-try timeout after headers, unary call", { code: Code.DeadlineExceeded, perTryTimeout: true, unary: true, headersReceived: true }, "retry", "no", false],
+    ["per-try timeout after headers, streaming call", { code: Code.DeadlineExceeded, perTryTimeout: true, unary: false, headersReceived: true }, "no", "no", false],
+    ["the call's deadline", { code: Code.DeadlineExceeded, perTryTimeout: false, unary: true }, "no", "no", false],
+    ["per-try flag on another code is that code's rule", { code: Code.NotFound, perTryTimeout: true, unary: true }, "no", "no", false],
   ])("%s", (_name, facts, safe, unsafe, costs) => {
     const d1 = decideRetry({ ...base(Code.Unknown, true), ...facts }, defaults);
     const d2 = decideRetry({ ...base(Code.Unknown, false), ...facts }, defaults);
@@ -265,13 +272,14 @@ describe("createCallPolicy hooks", () => {
   const reserve = m(InventoryService, "Reserve");
   const watchStock = m(InventoryService, "WatchStock");
   const createOrder = m(OrderService, "CreateOrder");
-  const info = (method: DescMethod, request: Message, code: Code, attempt = 1, trailer?: Record<string, string>): AttemptInfo => ({
+  const info = (method: DescMethod, request: Message, code: Code, attempt = 1, trailer?: Record<string, string>, perTryTimeout = false): AttemptInfo => ({
     method,
     request,
     header: new Headers(),
     attempt,
     error: new AttemptError(new ConnectError("failed", code, trailer), false),
     deadline: undefined,
+    perTryTimeout,
   });
 
   it("takes the shortest of the caller's timeout, the inbound remaining time and the method's timeout", () => {
@@ -327,6 +335,48 @@ describe("createCallPolicy hooks", () => {
     expect(p.retryDelay!(info(getProduct, req, Code.NotFound, 1))).toBeUndefined();
     p.onAttempt!(getProduct, "e", "success", Code.NotFound, 1);
     expect(p.throttle!.tokens).toBe(5.1);
+  });
+
+  it("per-try deadline: the method's timeout ÷ maxAttempts for safe unary calls, the rest of the call's deadline for the last attempt", () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const now = Date.now();
+    const p = createCallPolicy({ service: "x" });
+    const get = create(GetProductRequestSchema, { id: "p" });
+    const callDeadline = now + 2_000;
+    // GetProduct: 2 s ÷ 3 attempts; the third gets what is left.
+    expect(p.attemptDeadline!(getProduct, get, callDeadline, 1)).toBe(now + 666);
+    expect(p.attemptDeadline!(getProduct, get, callDeadline, 2)).toBe(now + 666);
+    expect(p.attemptDeadline!(getProduct, get, callDeadline, 3)).toBe(callDeadline);
+    // Never beyond the call's deadline, nor leaving it less than the 5 ms margin.
+    expect(p.attemptDeadline!(getProduct, get, now + 400, 1)).toBe(now + 400);
+    expect(p.attemptDeadline!(getProduct, get, now + 670, 1)).toBe(now + 670);
+    expect(p.attemptDeadline!(getProduct, get, now + 672, 1)).toBe(now + 666);
+    // Reserve (IDEMPOTENT, 5 s): 1,666 ms.
+    expect(p.attemptDeadline!(reserve, create(ReserveRequestSchema), now + 5_000, 1)).toBe(now + 1_666);
+    // CreateOrder (10 s) is safe only with an idempotency key.
+    expect(p.attemptDeadline!(createOrder, create(CreateOrderRequestSchema, { idempotencyKey: "" }), now + 10_000, 1)).toBe(now + 10_000);
+    expect(p.attemptDeadline!(createOrder, create(CreateOrderRequestSchema, { idempotencyKey: "k" }), now + 10_000, 1)).toBe(now + 3_333);
+    // Streams have none.
+    expect(p.attemptDeadline!(watchStock, create(WatchStockRequestSchema), undefined, 1)).toBeUndefined();
+    expect(p.attemptDeadline!(watchStock, create(WatchStockRequestSchema), now + 1_000, 1)).toBe(now + 1_000);
+
+    const tuned = createCallPolicy({ service: "x", perTryTimeoutMs: 100, methods: { Reserve: { perTryTimeoutMs: 0 }, GetStock: { idempotent: false } } });
+    expect(tuned.attemptDeadline!(getProduct, get, callDeadline, 1)).toBe(now + 100);
+    expect(tuned.attemptDeadline!(getProduct, get, undefined, 2)).toBe(now + 100); // no call deadline: still one per try
+    expect(tuned.attemptDeadline!(reserve, create(ReserveRequestSchema), callDeadline, 1)).toBe(callDeadline); // 0 = none
+    expect(tuned.attemptDeadline!(m(InventoryService, "GetStock"), create(ReserveRequestSchema), callDeadline, 1)).toBe(callDeadline); // not safe
+    expect(createCallPolicy({ service: "x", maxAttempts: 1 }).attemptDeadline!(getProduct, get, callDeadline, 1)).toBe(callDeadline);
+    expect(createCallPolicy({ service: "x", maxAttempts: 4 }).attemptDeadline!(getProduct, get, callDeadline, 1)).toBe(now + 500);
+  });
+
+  it("retries a per-try timeout of a safe call without taking a throttle token; never the call's own deadline", () => {
+    const get = create(GetProductRequestSchema, { id: "p" });
+    const p = createCallPolicy({ service: "catalog", random: () => 0.5 });
+    for (let i = 0; i < 10; i++) expect(p.retryDelay!(info(getProduct, get, Code.DeadlineExceeded, 1, undefined, true))).toBe(50);
+    expect(p.throttle!.tokens).toBe(10);
+    expect(p.retryDelay!(info(getProduct, get, Code.DeadlineExceeded, 3, undefined, true))).toBeUndefined(); // maxAttempts
+    expect(p.retryDelay!(info(getProduct, get, Code.DeadlineExceeded, 1))).toBeUndefined();
+    expect(p.retryDelay!(info(createOrder, create(CreateOrderRequestSchema), Code.DeadlineExceeded, 1, undefined, true))).toBeUndefined();
   });
 
   it("hedges only unary methods without side effects, and only when configured", () => {

@@ -13,6 +13,11 @@ export interface FailedAttempt {
   safe: boolean;
   /** From `grpc-retry-pushback-ms`: absent, a delay in ms, or "stop" (negative or unparseable). */
   pushback: number | "stop" | undefined;
+  /**
+   * The attempt ran out of its per-try timeout, not the call's deadline (the transport cut it
+   * short; the call still has time left for another attempt).
+   */
+  perTryTimeout?: boolean;
 }
 
 /**
@@ -63,16 +68,21 @@ export function connectionLost(f: Pick<FailedAttempt, "code" | "message">): bool
  *    connection was lost or stream reset before its status: its caller has seen nothing yet, and
  *    a replica killed between sending headers and trailers must not fail a call that can be redone;
  * 2. the status must be retryable: one of `retryableCodes` (default Unavailable), a stream reset,
- *    or ResourceExhausted with a pushback (the server shed the call and says when to come back);
- *    DeadlineExceeded never is (the deadline spans all attempts), nor are application codes;
+ *    ResourceExhausted with a pushback (the server shed the call and says when to come back), or
+ *    an attempt cut by its per-try timeout (the call's deadline has time left: Envoy's
+ *    per_try_timeout); any other DeadlineExceeded never is (the deadline spans all attempts), nor
+ *    are application codes; a per-try timeout of a safe unary call is retried like a lost
+ *    connection (rule 1), since the endpoint, not the request, stopped answering in time;
  * 3. a pushback of "stop" → no (A6);
  * 4. never reached a server → transparent retry, for any method;
  * 5. otherwise only safe methods are retried (idempotency_level or a non-empty idempotency_key).
  */
 export function decideRetry(f: FailedAttempt, retryableCodes: ReadonlySet<Code>): RetryDecision {
+  const perTry = f.perTryTimeout === true && f.code === Code.DeadlineExceeded;
   const retryableStatus =
-    retryableCodes.has(f.code) || isStreamReset(f) || (f.code === Code.ResourceExhausted && typeof f.pushback === "number");
-  if (!retryableStatus || f.code === Code.DeadlineExceeded) return { verdict: "no", countsForThrottle: false };
+    perTry ||
+    (f.code !== Code.DeadlineExceeded && (retryableCodes.has(f.code) || isStreamReset(f) || (f.code === Code.ResourceExhausted && typeof f.pushback === "number")));
+  if (!retryableStatus) return { verdict: "no", countsForThrottle: false };
   const reached = !neverReachedServer(f);
   // A6 transparent retries cost nothing: the server never saw the attempt. Nor does a shed call
   // with a pushback: the server said when to come back, and the retry budget still bounds the
@@ -83,8 +93,14 @@ export function decideRetry(f: FailedAttempt, retryableCodes: ReadonlySet<Code>)
   // ejection deals with it, and the retry budget still bounds the retries. Charging the bucket
   // would let one replica killed with ≥ 5 calls in flight stop every retry of the upstream (R1).
   const lost = connectionLost(f);
-  const countsForThrottle = reached && !shed && !lost;
-  const committed = f.headersReceived && !(f.safe && f.unary && (lost || isStreamReset(f)));
+  // Nor does a per-try timeout, for the same reason: a frozen replica (R5) with N calls in flight
+  // fails all N within one per-try window, and 5 tokens stop every retry of the upstream — the
+  // retries of those very calls included, which a healthy peer would answer. The endpoint is
+  // ejected after 5 of them; when every replica is slow (overload, the case the bucket is for),
+  // the retry budget still caps retries at 20 % of requests, and each call at maxAttempts
+  // attempts within its one deadline.
+  const countsForThrottle = reached && !shed && !lost && !perTry;
+  const committed = f.headersReceived && !(f.safe && f.unary && (lost || perTry || isStreamReset(f)));
   if (committed || f.pushback === "stop") return { verdict: "no", countsForThrottle };
   if (!reached) return { verdict: "transparent", countsForThrottle };
   return { verdict: f.safe ? "retry" : "no", countsForThrottle };

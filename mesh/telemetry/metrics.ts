@@ -1,6 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { ValueType, type Attributes, type Counter, type Histogram, type Meter, type ObservableResult } from "@opentelemetry/api";
-import { RollingStats } from "./rolling-stats.js";
+import { RollingStats, type RollingSeries } from "./rolling-stats.js";
 
 /*
  * Metrics are OpenTelemetry instruments read by OTel's Prometheus reader (served by
@@ -83,7 +83,9 @@ function createInstruments(meter: Meter): Instruments {
  */
 class CallCounter {
   private readonly root = new Map<string, unknown>();
-  private readonly series: { labels: Attributes; n: number }[] = [];
+  private readonly series: CounterSeries[] = [];
+  /** Bumped by `attach`: entries handed out before belong to the previous SDK and are stale. */
+  generation = 0;
 
   constructor(
     private readonly name: string,
@@ -93,6 +95,11 @@ class CallCounter {
 
   /** Adds 1 to the series with these label values (in `labelNames` order). */
   inc(...values: string[]): void {
+    this.entry(values).n++;
+  }
+
+  /** The series with these label values, for callers that keep it (check `generation` before reuse). */
+  entry(values: readonly string[]): CounterSeries {
     let node = this.root;
     const last = values.length - 1;
     for (let i = 0; i < last; i++) {
@@ -103,7 +110,7 @@ class CallCounter {
       }
       node = next;
     }
-    let entry = node.get(values[last]) as { labels: Attributes; n: number } | undefined;
+    let entry = node.get(values[last]) as CounterSeries | undefined;
     if (!entry) {
       const labels: Attributes = {};
       this.labelNames.forEach((l, i) => (labels[l] = values[i]));
@@ -111,18 +118,24 @@ class CallCounter {
       node.set(values[last], entry);
       this.series.push(entry);
     }
-    entry.n++;
+    return entry;
   }
 
   /** Reports the series on `meter`; counts restart from zero, as a new SDK's instruments would. */
   attach(meter: Meter): void {
     this.root.clear();
     this.series.length = 0;
+    this.generation++;
     const c = meter.createObservableCounter(this.name, { description: this.help, valueType: ValueType.INT });
     c.addCallback((result) => {
       for (const s of this.series) result.observe(s.n, s.labels);
     });
   }
+}
+
+interface CounterSeries {
+  labels: Attributes;
+  n: number;
 }
 
 const rpcCounters = {
@@ -215,6 +228,45 @@ export function codeName(code: Code | undefined): string {
   return code === undefined ? "OK" : (Code[code] ?? String(code));
 }
 
+/** Records the calls of one server method; from {@link meshMetrics.serverRecorder}. */
+export interface ServerCallRecorder {
+  /** Same as {@link meshMetrics.serverCall} for this recorder's service and method. */
+  record(code: Code | undefined, durationMs: number | undefined): void;
+}
+
+/**
+ * The per-call half of `serverCall` with everything that depends only on (service, method)
+ * resolved once: the rolling series, the counter series per code and the histogram's attributes.
+ */
+class ServerMethodMetrics implements ServerCallRecorder {
+  private rolling: RollingSeries | undefined;
+  /** Counter series by code (0 = OK), valid for `generation`. */
+  private counters: (CounterSeries | undefined)[] = [];
+  private generation = -1;
+  private readonly attributes: Attributes;
+
+  constructor(
+    private readonly service: string,
+    private readonly method: string,
+  ) {
+    this.attributes = { service, method };
+  }
+
+  record(code: Code | undefined, durationMs: number | undefined): void {
+    const c = codeName(code);
+    (this.rolling ??= rollingStats.series("server", this.service, this.method)).record(c, code !== undefined, durationMs);
+    if (!instruments) return;
+    const counter = rpcCounters.serverRequests;
+    if (this.generation !== counter.generation) {
+      this.generation = counter.generation;
+      this.counters = [];
+    }
+    (this.counters[code ?? 0] ??= counter.entry([this.service, this.method, c])).n++;
+    // The SDK keys the series by hashing the attributes on every record; the object at least is reused.
+    if (durationMs !== undefined) instruments.serverDuration.record(ms(durationMs), this.attributes);
+  }
+}
+
 const ms = (s: number) => s / 1000;
 
 /**
@@ -222,6 +274,14 @@ const ms = (s: number) => s / 1000;
  * startTelemetry has run (the rolling summary window records regardless).
  */
 export const meshMetrics = {
+  /**
+   * The recorder of one server method's calls: what {@link serverCall} does, without the per-call
+   * lookups. Keep one per method (mesh/telemetry's tracing middleware does).
+   */
+  serverRecorder(service: string, method: string): ServerCallRecorder {
+    return new ServerMethodMetrics(service, method);
+  },
+
   /** A call this server handled; `durationMs` undefined for streams (their length is not latency). */
   serverCall(service: string, method: string, code: Code | undefined, durationMs: number | undefined): void {
     const c = codeName(code);

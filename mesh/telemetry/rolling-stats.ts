@@ -58,8 +58,10 @@ interface Series {
   service: string;
   method: string;
   target?: string;
+  /** Time of the first recorded call (NaN before). */
   firstAt: number;
   buckets: (Bucket | undefined)[];
+  handle: RollingSeries | undefined;
 }
 
 function latencyIndex(ms: number): number {
@@ -81,22 +83,52 @@ function quantile(counts: Uint32Array, total: number, q: number): number {
   return Number(latencyUpper(counts.length - 1).toPrecision(3));
 }
 
+/**
+ * One series of a {@link RollingStats}, resolved once by {@link RollingStats.series} so that a hot
+ * path records without building a string key per call.
+ */
+export interface RollingSeries {
+  /** Records one finished call; `durationMs` undefined for streams (their length is not latency). */
+  record(code: string, isError: boolean, durationMs: number | undefined): void;
+}
+
+// The handle of a series past MAX_SERIES: records nothing.
+const UNTRACKED: RollingSeries = { record: () => undefined };
+
 /** Rolling per-method statistics: 1-minute buckets for the last 10 minutes. */
 export class RollingStats {
-  private readonly series = new Map<string, Series>();
+  private readonly byKey = new Map<string, Series>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
   /** Records one finished call; `durationMs` undefined for streams (their length is not latency). */
   record(kind: CallKind, service: string, method: string, code: string, isError: boolean, durationMs: number | undefined, target?: string): void {
+    this.series(kind, service, method, target).record(code, isError, durationMs);
+  }
+
+  /**
+   * The series of (kind, service, method, target), for recording many calls: keep the handle (per
+   * method) and call its `record`. Beyond 1,000 series the handle records nothing.
+   */
+  series(kind: CallKind, service: string, method: string, target?: string): RollingSeries {
     const key = `${kind}\u0000${target ?? ""}\u0000${service}\u0000${method}`;
-    const now = this.now();
-    let s = this.series.get(key);
+    let s = this.byKey.get(key);
     if (!s) {
-      if (this.series.size >= MAX_SERIES) return;
-      s = { kind, service, method, target, firstAt: now, buckets: new Array(WINDOW_MINUTES) };
-      this.series.set(key, s);
+      if (this.byKey.size >= MAX_SERIES) return UNTRACKED;
+      s = { kind, service, method, target, firstAt: NaN, buckets: new Array(WINDOW_MINUTES), handle: undefined };
+      this.byKey.set(key, s);
     }
+    return (s.handle ??= this.handleOf(s));
+  }
+
+  private handleOf(s: Series): RollingSeries {
+    return { record: (code, isError, durationMs) => this.add(s, code, isError, durationMs) };
+  }
+
+  private add(s: Series, code: string, isError: boolean, durationMs: number | undefined): void {
+    const now = this.now();
+    // From the first call, not from when a handle was taken.
+    if (Number.isNaN(s.firstAt)) s.firstAt = now;
     const minute = Math.floor(now / BUCKET_MS);
     const slot = minute % WINDOW_MINUTES;
     let b = s.buckets[slot];
@@ -122,7 +154,7 @@ export class RollingStats {
     const current = Math.floor(now / BUCKET_MS);
     const windowStart = (current - m + 1) * BUCKET_MS;
     const out: SummaryEntry[] = [];
-    for (const s of this.series.values()) {
+    for (const s of this.byKey.values()) {
       let requests = 0;
       let errors = 0;
       let latencyCount = 0;

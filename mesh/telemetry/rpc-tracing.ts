@@ -1,8 +1,7 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey as createValueKey, type ContextKey, type ContextValues, type HandlerContext, type Interceptor, type StreamResponse } from "@connectrpc/connect";
 import {
   context,
-  createContextKey,
   propagation,
   ROOT_CONTEXT,
   SpanKind,
@@ -14,9 +13,9 @@ import {
   type TextMapSetter,
   type Tracer,
 } from "@opentelemetry/api";
-import type { CallPolicy } from "../client/index.js";
-import { onCallAbort, requestHeaderKeys, requestHeaderValue, type ServerMiddleware } from "../grpc/index.js";
-import { meshMetrics } from "./metrics.js";
+import { hookCallValues, type CallPolicy } from "../client/index.js";
+import { onCallAbort, onCallSettled, requestHeaderKeys, requestHeaderValue, type ServerMiddleware } from "../grpc/index.js";
+import { meshMetrics, type ServerCallRecorder } from "./metrics.js";
 
 /*
  * Why our own middleware and interceptor instead of @opentelemetry/instrumentation-grpc:
@@ -75,8 +74,37 @@ const headersSetter: TextMapSetter<Headers> = {
   set: (h, key, value) => h.set(key, value),
 };
 
-/** Holds the client span of the logical call in progress, so policy and balancer hooks find it. */
-const CLIENT_SPAN = createContextKey("meshwork client call span");
+/**
+ * The client span of a logical call, in the call's context values: policy and balancer hooks find
+ * it through the transport's {@link hookCallValues}, without an AsyncLocalStorage scope per call.
+ */
+const CLIENT_SPAN: ContextKey<Span | undefined> = createValueKey<Span | undefined>(undefined, { description: "meshwork client call span" });
+
+/**
+ * The call's context values with its own client span: reads of {@link CLIENT_SPAN} answer this
+ * call's span, everything else (reads and writes) goes to the values the caller passed, which
+ * calls may share (a hedged call and its hedge share their tried endpoints).
+ */
+class CallSpanValues implements ContextValues {
+  constructor(
+    private readonly values: ContextValues,
+    private readonly span: Span,
+  ) {}
+
+  get<T>(key: ContextKey<T>): T {
+    return key.id === CLIENT_SPAN.id ? (this.span as T) : this.values.get(key);
+  }
+
+  set<T>(key: ContextKey<T>, value: T): this {
+    this.values.set(key, value);
+    return this;
+  }
+
+  delete(key: ContextKey<unknown>): this {
+    this.values.delete(key);
+    return this;
+  }
+}
 
 /** The logical service of a gRPC service: its first package segment ("catalog" for catalog.v1.CatalogService), as mesh/runtime names it. */
 export function defaultTarget(service: DescService): string {
@@ -95,13 +123,18 @@ interface MethodNames {
   attributes: Attributes;
 }
 
-const serverNames = new WeakMap<DescMethod, MethodNames>();
+/** A server method's names plus its metrics recorder, resolved once per method. */
+interface ServerNames extends MethodNames {
+  metrics: ServerCallRecorder;
+}
 
-function serverNamesOf(m: DescMethod): MethodNames {
+const serverNames = new WeakMap<DescMethod, ServerNames>();
+
+function serverNamesOf(m: DescMethod): ServerNames {
   let n = serverNames.get(m);
   if (!n) {
     const service = m.parent.typeName;
-    n = { service, method: m.name, spanName: `${service}/${m.name}`, attributes: rpcAttributes(service, m.name) };
+    n = { service, method: m.name, spanName: `${service}/${m.name}`, attributes: rpcAttributes(service, m.name), metrics: meshMetrics.serverRecorder(service, m.name) };
     serverNames.set(m, n);
   }
   return n;
@@ -126,34 +159,61 @@ function recordUnexpected(span: Span, err: unknown): void {
  * client cancel if that comes first (the adapter answers then even if the handler runs on).
  */
 export function tracingMiddleware(): ServerMiddleware {
-  return async (ctx, next) => {
-    const { service, method, spanName, attributes } = serverNamesOf(ctx.method);
+  // Not an async function: fewer promises per call (each also costs an AsyncLocalStorage hook
+  // while telemetry runs).
+  return (ctx, next) => {
+    const names = serverNamesOf(ctx.method);
     const parent = propagation.extract(ROOT_CONTEXT, ctx, callHeadersGetter);
-    const span = tracer().startSpan(spanName, { kind: SpanKind.SERVER, attributes }, parent);
-    const started = performance.now();
-    const streaming = ctx.method.methodKind !== "unary";
-    let ended = false;
-    const end = (err: ConnectError | undefined) => {
-      if (ended) return;
-      ended = true;
-      stopListening();
-      const durationMs = performance.now() - started;
-      span.setAttribute(ATTR.rpcGrpcStatusCode, err ? err.code : 0);
-      if (err && SERVER_FAULTS.has(err.code)) span.setStatus({ code: SpanStatusCode.ERROR, message: err.rawMessage });
-      span.end();
-      meshMetrics.serverCall(service, method, err?.code, streaming ? undefined : durationMs);
-    };
-    // Ends the span at the deadline / client cancel even if the handler runs on.
-    const stopListening = onCallAbort(ctx, (reason) => end(reason instanceof ConnectError ? reason : new ConnectError("call cancelled", Code.Canceled)));
+    const s = new ServerCallSpan(tracer().startSpan(names.spanName, { kind: SpanKind.SERVER, attributes: names.attributes }, parent), names.metrics, ctx.method.methodKind !== "unary");
+    // Ends the span at the deadline / client cancel even if the handler runs on (a later end is ignored).
+    onCallAbort(ctx, (reason) => s.end(reason instanceof ConnectError ? reason : new ConnectError("call cancelled", Code.Canceled)));
+    // Installed outermost, so the chain settling is this middleware's `next()` settling: on a mesh
+    // adapter call the adapter reports it, without a promise of our own.
+    if (onCallSettled(ctx, (e, failed) => (failed ? s.failed(e) : s.end(undefined)))) return context.with(trace.setSpan(parent, s.span), next);
+    let work: Promise<void>;
     try {
-      await context.with(trace.setSpan(parent, span), next);
-      end(undefined);
+      work = context.with(trace.setSpan(parent, s.span), next);
     } catch (e) {
-      recordUnexpected(span, e);
-      end(asConnectError(e));
-      throw e;
+      s.failed(e);
+      return Promise.reject(e);
     }
+    return work.then(
+      () => s.end(undefined),
+      (e: unknown) => {
+        s.failed(e);
+        throw e;
+      },
+    );
   };
+}
+
+/** The span and RED metrics of one server call, ended once (an object, not per-call closures). */
+class ServerCallSpan {
+  private readonly started = performance.now();
+  private ended = false;
+
+  constructor(
+    readonly span: Span,
+    private readonly metrics: ServerCallRecorder,
+    private readonly streaming: boolean,
+  ) {}
+
+  end(err: ConnectError | undefined): void {
+    if (this.ended) return;
+    this.ended = true;
+    const durationMs = performance.now() - this.started;
+    const span = this.span;
+    span.setAttribute(ATTR.rpcGrpcStatusCode, err ? err.code : 0);
+    if (err && SERVER_FAULTS.has(err.code)) span.setStatus({ code: SpanStatusCode.ERROR, message: err.rawMessage });
+    span.end();
+    this.metrics.record(err?.code, this.streaming ? undefined : durationMs);
+  }
+
+  failed(e: unknown): void {
+    if (this.ended) return;
+    recordUnexpected(this.span, e);
+    this.end(asConnectError(e));
+  }
 }
 
 /** Options for {@link tracingInterceptor}. */
@@ -169,7 +229,9 @@ export interface TracingInterceptorOptions {
  * Attempts, retries, ejections and breaker rejections become events on this span through
  * {@link recordAttempt} and friends, called from the policy and balancer hooks. Any non-OK code
  * sets the span status to ERROR (client-side RPC convention). A server stream's span ends when
- * the stream is drained or fails.
+ * the stream is drained or fails. The span is not made the active context inside the transport
+ * (the hooks find it in the call's context values): code run by later interceptors sees the
+ * caller's active span.
  */
 export function tracingInterceptor(opts: TracingInterceptorOptions = {}): Interceptor {
   const targetOf = opts.target ?? defaultTarget;
@@ -189,8 +251,7 @@ export function tracingInterceptor(opts: TracingInterceptorOptions = {}): Interc
     const { service, method, target, spanName, attributes } = namesOf(req.method);
     const parent = context.active();
     const span = tracer().startSpan(spanName, { kind: SpanKind.CLIENT, attributes }, parent);
-    const ctx = trace.setSpan(parent, span).setValue(CLIENT_SPAN, span);
-    propagation.inject(ctx, req.header, headersSetter);
+    propagation.inject(trace.setSpan(parent, span), req.header, headersSetter);
     const started = performance.now();
     const streaming = req.stream;
     let ended = false;
@@ -204,7 +265,11 @@ export function tracingInterceptor(opts: TracingInterceptorOptions = {}): Interc
       meshMetrics.clientCall(target, service, method, err?.code, streaming ? undefined : performance.now() - started);
     };
     try {
-      const res = await context.with(ctx, () => next(req));
+      // No context.with around the call: nothing inside the transport reads the active context
+      // but the hooks, which find the span in the call's values. An AsyncLocalStorage scope per
+      // call would cost a run() here and, in a process that is only a client, enable the
+      // storage's hook on every promise of the process.
+      const res = await next({ ...req, contextValues: new CallSpanValues(req.contextValues, span) });
       if (!res.stream) {
         end(undefined);
         return res;
@@ -232,7 +297,7 @@ async function* endWhenDrained<T>(messages: AsyncIterable<T>, end: (e: unknown) 
 
 /** The span a client-side hook should annotate: the logical call's client span, else the active span. */
 function callSpan(): Span | undefined {
-  return (context.active().getValue(CLIENT_SPAN) as Span | undefined) ?? trace.getActiveSpan();
+  return hookCallValues()?.get(CLIENT_SPAN) ?? trace.getActiveSpan();
 }
 
 /** Adds an event to the active span (no-op outside a span). For ad-hoc notes from any module. */

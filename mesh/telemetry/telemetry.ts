@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { context, metrics, propagation, trace, type TextMapPropagator } from "@opentelemetry/api";
+import { context, metrics, propagation, ROOT_CONTEXT, trace, type Context, type TextMapPropagator } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
@@ -7,6 +7,7 @@ import { defaultResource, detectResources, envDetector, resourceFromAttributes }
 import { ConsoleMetricExporter, MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type PushMetricExporter } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
+import { ambientStorage, keepDeadlineScope } from "../deadline/index.js";
 import { createLogger, spanLogProcessor, type Logger } from "./logging.js";
 import { bindMeter } from "./metrics.js";
 import { TRACER_NAME } from "./rpc-tracing.js";
@@ -55,6 +56,42 @@ export interface Telemetry {
 }
 
 let running: Telemetry | undefined;
+
+/**
+ * OpenTelemetry's AsyncLocalStorage context manager over mesh/deadline's storage instead of a
+ * storage of its own: one AsyncLocalStorage in the process, paid once per promise instead of
+ * twice. The deadline scope lives in the same store; a context switch keeps it
+ * ({@link keepDeadlineScope}), so trace context and deadline stay independent as before. Event
+ * emitter and function binding are inherited (they go through `with`).
+ */
+class MeshContextManager extends AsyncLocalStorageContextManager {
+  override active(): Context {
+    return ambientStorage.getStore() ?? ROOT_CONTEXT;
+  }
+
+  override with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
+    const cb = thisArg == null ? fn : (fn.bind(thisArg) as F);
+    return ambientStorage.run(keepDeadlineScope(ctx), cb, ...args);
+  }
+
+  override attach(ctx: Context): { dispose(): void } {
+    const previous = ambientStorage.getStore();
+    ambientStorage.enterWith(keepDeadlineScope(ctx));
+    let disposed = false;
+    return {
+      dispose() {
+        if (disposed) return;
+        disposed = true;
+        ambientStorage.enterWith(previous ?? ROOT_CONTEXT);
+      },
+    };
+  }
+
+  /** The storage stays: mesh/deadline keeps using it after telemetry stops. */
+  override disable(): this {
+    return this;
+  }
+}
 
 /** The telemetry started by {@link startTelemetry}, if any. */
 export function currentTelemetry(): Telemetry | undefined {
@@ -192,7 +229,7 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
   const tracerProvider = new BasicTracerProvider({ resource, spanProcessors });
   const meterProvider = new MeterProvider({ resource, readers: metricReaders });
   if (!disabled) {
-    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    context.setGlobalContextManager(new MeshContextManager().enable());
     if (propagator) propagation.setGlobalPropagator(propagator);
     trace.setGlobalTracerProvider(tracerProvider);
     metrics.setGlobalMeterProvider(meterProvider);
