@@ -51,7 +51,6 @@ interface Instruments {
   serverDuration: Histogram;
   clientDuration: Histogram;
   clientRetriesThrottled: Counter;
-  httpRequests: Counter;
   httpDuration: Histogram;
   consumerRedeliveries: Counter;
   sagaOutcomes: Counter;
@@ -62,11 +61,15 @@ function createInstruments(meter: Meter): Instruments {
   const seconds = (name: string, description: string) =>
     meter.createHistogram(name, { description, unit: "s", advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS } });
   for (const f of rpcCounters) f.attach(meter);
+  // Created in this order because /metrics lists the metrics in creation order.
+  const serverDuration = seconds(METRIC.serverDuration, "Time to handle a unary RPC, in seconds.");
+  const clientDuration = seconds(METRIC.clientDuration, "Time of a logical unary RPC including retries, in seconds.");
+  const clientRetriesThrottled = counter(METRIC.clientRetriesThrottled, "Retries not made because the retry budget or token bucket was empty.");
+  httpRequestCounter.attach(meter);
   return {
-    serverDuration: seconds(METRIC.serverDuration, "Time to handle a unary RPC, in seconds."),
-    clientDuration: seconds(METRIC.clientDuration, "Time of a logical unary RPC including retries, in seconds."),
-    clientRetriesThrottled: counter(METRIC.clientRetriesThrottled, "Retries not made because the retry budget or token bucket was empty."),
-    httpRequests: counter(METRIC.httpRequests, "HTTP requests served, by route and status."),
+    serverDuration,
+    clientDuration,
+    clientRetriesThrottled,
     httpDuration: seconds(METRIC.httpDuration, "Time to serve an HTTP request, in seconds."),
     consumerRedeliveries: counter(METRIC.consumerRedeliveries, "Event deliveries after the first (handler failed, ack lost or timed out)."),
     sagaOutcomes: counter(METRIC.sagaOutcomes, "Finished sagas, by outcome."),
@@ -84,6 +87,7 @@ function createInstruments(meter: Meter): Instruments {
 class CallCounter {
   private readonly root = new Map<string, unknown>();
   private readonly series: CounterSeries[] = [];
+  private overflow: CounterSeries | undefined;
   /** Bumped by `attach`: entries handed out before belong to the previous SDK and are stale. */
   generation = 0;
 
@@ -91,6 +95,8 @@ class CallCounter {
     private readonly name: string,
     private readonly help: string,
     private readonly labelNames: readonly string[],
+    /** Series beyond this many are counted together under `otel.metric.overflow`, as the SDK's counters do. */
+    private readonly maxSeries = Infinity,
   ) {}
 
   /** Adds 1 to the series with these label values (in `labelNames` order). */
@@ -111,13 +117,19 @@ class CallCounter {
       node = next;
     }
     let entry = node.get(values[last]) as CounterSeries | undefined;
+    if (!entry && this.series.length >= this.maxSeries - 1) return (this.overflow ??= this.addSeries({ "otel.metric.overflow": true }));
     if (!entry) {
       const labels: Attributes = {};
       this.labelNames.forEach((l, i) => (labels[l] = values[i]));
-      entry = { labels, n: 0 };
+      entry = this.addSeries(labels);
       node.set(values[last], entry);
-      this.series.push(entry);
     }
+    return entry;
+  }
+
+  private addSeries(labels: Attributes): CounterSeries {
+    const entry = { labels, n: 0 };
+    this.series.push(entry);
     return entry;
   }
 
@@ -125,6 +137,7 @@ class CallCounter {
   attach(meter: Meter): void {
     this.root.clear();
     this.series.length = 0;
+    this.overflow = undefined;
     this.generation++;
     const c = meter.createObservableCounter(this.name, { description: this.help, valueType: ValueType.INT });
     c.addCallback((result) => {
@@ -150,6 +163,12 @@ const rpcCounters = {
     yield rpcCounters.clientRetries;
   },
 };
+
+// A CallCounter like the RPC ones: the gateway counts every request. Attached by createInstruments
+// between the metrics it followed as a synchronous counter, so /metrics keeps its order. 2,000
+// series: the SDK's default cardinality limit, which applied when it was a synchronous counter
+// (the method is the client's, so the label set is not bounded by our routes alone).
+const httpRequestCounter = new CallCounter(METRIC.httpRequests, "HTTP requests served, by route and status.", ["method", "route", "status"], 2_000);
 
 /** Something an observable metric reads at scrape time. */
 interface Source {
@@ -270,6 +289,37 @@ class ServerMethodMetrics implements ServerCallRecorder {
 const ms = (s: number) => s / 1000;
 
 /**
+ * What `httpRequest` needs per (method, route), resolved on its first request: the rolling series,
+ * the histogram's attribute object and the counter series by status.
+ */
+interface HttpSeries {
+  rolling: RollingSeries;
+  durationAttributes: Attributes;
+  /** Counter series by status code, valid for `generation`. */
+  counters: Map<number, CounterSeries>;
+  generation: number;
+}
+
+const httpSeriesByMethod = new Map<string, Map<string, HttpSeries>>();
+let httpSeriesCount = 0;
+// 1,000 (method, route) pairs: the rolling summary's own series limit; past it (odd methods from
+// clients) a request resolves its series afresh instead of growing the cache.
+const MAX_HTTP_SERIES = 1_000;
+
+function httpSeries(method: string, route: string): HttpSeries {
+  let byRoute = httpSeriesByMethod.get(method);
+  let s = byRoute?.get(route);
+  if (s) return s;
+  s = { rolling: rollingStats.series("http", "http", `${method} ${route}`), durationAttributes: { method, route }, counters: new Map(), generation: -1 };
+  if (httpSeriesCount < MAX_HTTP_SERIES) {
+    if (!byRoute) httpSeriesByMethod.set(method, (byRoute = new Map()));
+    byRoute.set(route, s);
+    httpSeriesCount++;
+  }
+  return s;
+}
+
+/**
  * Typed recording API for RPC, HTTP, event and saga metrics. Everything is a no-op until
  * startTelemetry has run (the rolling summary window records regardless).
  */
@@ -314,10 +364,19 @@ export const meshMetrics = {
 
   /** An HTTP request served (gateway); `route` must come from a bounded set (not the raw path). */
   httpRequest(method: string, route: string, status: number, durationMs: number): void {
-    rollingStats.record("http", "http", `${method} ${route}`, String(status), status >= 500, durationMs);
+    const s = httpSeries(method, route);
+    const code = String(status);
+    s.rolling.record(code, status >= 500, durationMs);
     if (!instruments) return;
-    instruments.httpRequests.add(1, { method, route, status: String(status) });
-    instruments.httpDuration.record(ms(durationMs), { method, route });
+    if (s.generation !== httpRequestCounter.generation) {
+      s.generation = httpRequestCounter.generation;
+      s.counters.clear();
+    }
+    let counter = s.counters.get(status);
+    if (!counter) s.counters.set(status, (counter = httpRequestCounter.entry([method, route, code])));
+    counter.n++;
+    // The SDK still hashes these attributes per record (the object at least is reused).
+    instruments.httpDuration.record(ms(durationMs), s.durationAttributes);
   },
 
   /** An event delivered again (deliveryCount > 1). */

@@ -1,5 +1,7 @@
-import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
-import { RollingStats, SpanRing } from "./index.js";
+import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { BasicTracerProvider, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { RollingStats, SpanRing, toSpanRecord } from "./index.js";
 
 describe("SpanRing", () => {
   it("keeps only the newest `capacity` spans, oldest first", () => {
@@ -21,6 +23,29 @@ describe("SpanRing", () => {
     tracer.startSpan("old", { startTime: new Date(t0) }).end(new Date(t0 + 2_000));
     tracer.startSpan("new", { startTime: new Date(t0) }).end(new Date(t0 + 4_000));
     expect(ring.records(t0 + 3_000).map((r) => r.name)).toEqual(["new"]);
+  });
+
+  it("serves exactly what the SDK span held: ids, parent, kind, times, status, attributes, events, resource", () => {
+    const ring = new SpanRing(10);
+    const ended: ReadableSpan[] = [];
+    const keep = { onStart() {}, onEnd: (s: ReadableSpan) => void ended.push(s), forceFlush: async () => {}, shutdown: async () => {} };
+    const resource = resourceFromAttributes({ "service.name": "ring", "service.instance.id": "ring-1" });
+    const tracer = new BasicTracerProvider({ resource, spanProcessors: [ring, keep] }).getTracer("ring-test");
+    const parent = tracer.startSpan("parent", { kind: SpanKind.SERVER, attributes: { "rpc.method": "Get", "rpc.grpc.status_code": 5 } });
+    const child = tracer.startSpan("child", { kind: SpanKind.CLIENT }, trace.setSpan(context.active(), parent));
+    child.addEvent("attempt", { "meshwork.attempt": 1, tags: ["a", "b"] });
+    child.setStatus({ code: SpanStatusCode.ERROR, message: "broker down" });
+    child.end();
+    parent.setStatus({ code: SpanStatusCode.OK });
+    parent.end();
+    tracer.startSpan("producer", { kind: SpanKind.PRODUCER }).end();
+    const records = ring.records();
+    expect(records).toEqual(ended.map(toSpanRecord));
+    // Same JSON too (key order included): /spans serves these as they are.
+    expect(JSON.stringify(records)).toBe(JSON.stringify(ended.map(toSpanRecord)));
+    expect(records[0]).toMatchObject({ parentSpanId: parent.spanContext().spanId, kind: "client", status: { code: "error", message: "broker down" }, instance: "ring-1" });
+    ring.clear();
+    expect(ring.records()).toEqual([]);
   });
 });
 
