@@ -163,16 +163,20 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
   async function ensureReady(signal: AbortSignal | undefined): Promise<void> {
     if (isReady) return;
     let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
     try {
       await Promise.race([
         opts.endpoints.ready(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new ConnectError(`discovery of ${serviceName} gave no answer within ${readyTimeoutMs} ms`, Code.Unavailable)), readyTimeoutMs);
-          signal?.addEventListener("abort", () => reject(new ConnectError("call cancelled", Code.Canceled)), { once: true });
+          onAbort = () => reject(new ConnectError("call cancelled", Code.Canceled));
+          signal?.addEventListener("abort", onAbort, { once: true });
         }),
       ]);
     } finally {
       clearTimeout(timer);
+      // The caller's signal may outlive this call (an inbound call's signal): leave nothing on it.
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
     }
     isReady = true;
     apply(opts.endpoints.current());

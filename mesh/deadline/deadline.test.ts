@@ -1,5 +1,6 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { context, ROOT_CONTEXT, trace } from "@opentelemetry/api";
+import { getEventListeners } from "node:events";
 import { CatalogService } from "../../gen/catalog/v1/catalog_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { InventoryService } from "../../gen/inventory/v1/inventory_pb.js";
@@ -220,6 +221,83 @@ describe("R10: a backend that sleeps past the deadline", () => {
     await waitFor(() => w.exited, { timeoutMs: 2_000, what: "B's handler to stop" });
     // Without propagation B would run until GetStock's own 2 s deadline; typically this takes ~15 ms.
     expect(w.abortedAt - cancelledAt).toBeLessThan(1_000);
+  });
+});
+
+describe("many outgoing calls in one handler", () => {
+  it("200 sequential calls leave no listener on the inbound signal and emit no MaxListenersExceededWarning", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    cleanup.push(() => process.off("warning", onWarning));
+    const b = await startTestGrpcServer(InventoryService, { getStock: () => ({}) });
+    cleanup.push(b.close);
+    const toB = createClient(InventoryService, transport(b.address, "inventory"));
+    const counts: number[] = [];
+    const a = await startTestGrpcServer(
+      CatalogService,
+      {
+        async getProduct(_req, ctx) {
+          const inbound = ctx.signal;
+          const own = new AbortController();
+          for (let i = 0; i < 200; i++) {
+            // No signal, one of the handler's own (combined with the inbound one), the inbound one itself.
+            await toB.getStock({ productId: "p" }, i % 3 === 0 ? {} : { signal: i % 3 === 1 ? own.signal : inbound });
+            counts.push(getEventListeners(inbound, "abort").length);
+          }
+          return {};
+        },
+      },
+      { middleware: [deadlineMiddleware()] },
+    );
+    cleanup.push(a.close);
+    await createClient(CatalogService, transport(a.address, "catalog")).getProduct({ id: "p" }, { timeoutMs: 30_000 });
+    expect(counts).toHaveLength(200);
+    expect(Math.max(...counts)).toBeLessThanOrEqual(1);
+    // Warnings are emitted on the next tick.
+    await new Promise((r) => setImmediate(r));
+    expect(warnings).not.toContain("MaxListenersExceededWarning");
+  });
+
+  it("server-streaming calls that fail before their header leave no listener on the inbound signal", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    cleanup.push(() => process.off("warning", onWarning));
+    const b = await startTestGrpcServer(InventoryService, {
+      // eslint-disable-next-line require-yield
+      async *watchStock() {
+        throw new ConnectError("no such product", Code.NotFound);
+      },
+    });
+    cleanup.push(b.close);
+    const toB = createClient(InventoryService, transport(b.address, "inventory"));
+    const counts: number[] = [];
+    const codes = new Set<Code>();
+    const a = await startTestGrpcServer(
+      CatalogService,
+      {
+        async getProduct(_req, ctx) {
+          const inbound = ctx.signal;
+          for (let i = 0; i < 200; i++) {
+            try {
+              for await (const _ of toB.watchStock({ productId: "p" })) break;
+            } catch (e) {
+              codes.add(ConnectError.from(e).code);
+            }
+            counts.push(getEventListeners(inbound, "abort").length);
+          }
+          return {};
+        },
+      },
+      { middleware: [deadlineMiddleware()] },
+    );
+    cleanup.push(a.close);
+    await createClient(CatalogService, transport(a.address, "catalog")).getProduct({ id: "p" }, { timeoutMs: 30_000 });
+    expect([...codes]).toEqual([Code.NotFound]);
+    expect(Math.max(...counts)).toBeLessThanOrEqual(1);
+    await new Promise((r) => setImmediate(r));
+    expect(warnings).not.toContain("MaxListenersExceededWarning");
   });
 });
 

@@ -150,9 +150,16 @@ export function serverStreamCall<O extends Message>(client: Client, method: Desc
     stream.once("error", (e) => reject(new AttemptError(fromGrpcError(e), headersReceived)));
   });
   header.catch(() => undefined);
-  const trailer = new Promise<Headers>((resolve) => stream.once("status", (s) => resolve(metadataToHeaders(s.metadata))));
   const abort = () => stream.cancel();
   const signal = opts.signal === NEVER_ABORTED ? undefined : opts.signal;
+  // The listener goes at the status too, not only when `messages` is iterated: a stream that fails
+  // before its header (and is retried) or is dropped uniterated would otherwise stay on the signal.
+  const trailer = new Promise<Headers>((resolve) =>
+    stream.once("status", (s) => {
+      signal?.removeEventListener("abort", abort);
+      resolve(metadataToHeaders(s.metadata));
+    }),
+  );
   if (signal) {
     if (signal.aborted) stream.cancel();
     else signal.addEventListener("abort", abort, { once: true });

@@ -6,7 +6,7 @@ import { InventoryService, ReserveRequestSchema, WatchStockRequestSchema } from 
 import { CreateOrderRequestSchema, OrderService } from "../../gen/orders/v1/orders_pb.js";
 import type { AttemptInfo } from "../client/index.js";
 import { runWithDeadline } from "../deadline/index.js";
-import { AttemptError } from "../grpc/index.js";
+import { AttemptError, NEVER_ABORTED } from "../grpc/index.js";
 import {
   CircuitBreaker,
   createCallPolicy,
@@ -280,6 +280,29 @@ describe("createCallPolicy hooks", () => {
     error: new AttemptError(new ConnectError("failed", code, trailer), false),
     deadline: undefined,
     perTryTimeout,
+  });
+
+  it("links a call's signal to the inbound one, reusing one combined signal per caller signal in a handler", () => {
+    const p = createCallPolicy({ service: "catalog" });
+    const own = new AbortController();
+    expect(p.signal!(getProduct, own.signal)).toBe(own.signal);
+    const inbound = new AbortController();
+    const other = new AbortController();
+    runWithDeadline(undefined, inbound.signal, () => {
+      expect(p.signal!(getProduct, NEVER_ABORTED)).toBe(inbound.signal);
+      expect(p.signal!(getProduct, inbound.signal)).toBe(inbound.signal);
+      const a = p.signal!(getProduct, own.signal);
+      expect(p.signal!(reserve, own.signal)).toBe(a);
+      const b = p.signal!(getProduct, other.signal);
+      expect(b).not.toBe(a);
+      other.abort(new Error("caller gave up"));
+      expect(b.aborted).toBe(true);
+      expect(a.aborted).toBe(false);
+      inbound.abort(new ConnectError("inbound cancelled", Code.Canceled));
+      expect(a.aborted).toBe(true);
+      expect(ConnectError.from(a.reason).code).toBe(Code.Canceled);
+      expect(own.signal.aborted).toBe(false);
+    });
   });
 
   it("takes the shortest of the caller's timeout, the inbound remaining time and the method's timeout", () => {
