@@ -60,8 +60,12 @@ export interface HopResult {
   rounds: Record<string, HopRoundResult[]>;
 }
 
+// HOP_CPU_PROF=<dir>: every server and driver writes a V8 CPU profile there (read them with
+// bench/edge/profile-summary.ts); node refuses --cpu-prof in NODE_OPTIONS.
+const PROFILE = process.env.HOP_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.HOP_CPU_PROF}`] : [];
+
 function pinned(cpu: number, file: string, args: string[], env: NodeJS.ProcessEnv = process.env): ManagedProcess {
-  return startProcess("taskset", ["-c", String(cpu), process.execPath, ...tsxArgs(file, ...args)], { env });
+  return startProcess("taskset", ["-c", String(cpu), process.execPath, ...PROFILE, ...tsxArgs(file, ...args)], { env });
 }
 
 async function readyPort(p: ManagedProcess): Promise<number> {
