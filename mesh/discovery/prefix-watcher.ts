@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import { SingleFlightLoop } from "../etcd/single-flight.js";
+import { Pause } from "../policy/pause.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ExponentialBackoff, IBackoff } from "cockatiel";
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from "etcd3";
@@ -45,7 +46,7 @@ export class PrefixWatcher<T> extends EventEmitter<PrefixWatcherEvents<T>> {
   private readCount = 0;
   private closed = false;
   private readonly resyncs = new SingleFlightLoop(() => this.resyncStep(), () => this.closed);
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
   private backoff: IBackoff<unknown> = RESYNC_BACKOFF.next();
   private readonly firstRead: Promise<void>;
   private resolveFirst!: () => void;
@@ -95,7 +96,7 @@ export class PrefixWatcher<T> extends EventEmitter<PrefixWatcherEvents<T>> {
     if (!this.closed) {
       this.closed = true;
       this.rejectFirst(new ConnectError(`watcher of ${this.prefix} closed before its first read`, Code.Canceled));
-      this.wake?.();
+      this.pause.wake();
     }
     await this.resyncs.settled();
     await this.dropWatcher(true);
@@ -114,7 +115,7 @@ export class PrefixWatcher<T> extends EventEmitter<PrefixWatcherEvents<T>> {
     // immediate.
     const delay = this.backoff.duration;
     this.backoff = this.backoff.next(undefined);
-    if (delay > 0) await this.sleep(delay);
+    if (delay > 0) await this.pause.sleep(delay);
     if (this.closed) return;
     const res = await this.client.getAll().prefix(this.prefix).exec();
     if (this.closed) return;
@@ -210,16 +211,5 @@ export class PrefixWatcher<T> extends EventEmitter<PrefixWatcherEvents<T>> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([cancelled, new Promise<void>((r) => (timer = setTimeout(r, CANCEL_TIMEOUT_MS)))]);
     clearTimeout(timer);
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }

@@ -5,6 +5,7 @@ import { sql, type Kysely, type Transaction } from "kysely";
 import type { ConsumerMessages, JsMsg, MsgHdrs, NatsConnection } from "nats";
 import { EventEnvelopeSchema, type EventEnvelope } from "../../gen/meshwork/v1/event_pb.js";
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { Pause } from "../policy/pause.js";
 import { transaction, type Database, type Dialect, type Migration } from "../db/index.js";
 import { deadLetter } from "./dlq.js";
 import { Headers } from "./headers.js";
@@ -133,7 +134,7 @@ export class EventConsumer {
   private messages: ConsumerMessages | undefined;
   private loopDone: Promise<void> | undefined;
   private running = false;
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
   private dlqSize: (() => Promise<number>) | undefined;
 
   constructor(private readonly opts: EventConsumerOptions) {
@@ -168,10 +169,7 @@ export class EventConsumer {
         }
         // The iterator ends only on stop() or on an error; pause before pulling again.
         if (this.running) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, backoffDelay(++failures, this.nakBackoff));
-            this.wake = () => (clearTimeout(timer), resolve());
-          });
+          await this.pause.sleep(backoffDelay(++failures, this.nakBackoff));
         }
       }
     })();
@@ -185,7 +183,7 @@ export class EventConsumer {
       dlqGauge?.();
       dlqGauge = undefined;
     }
-    this.wake?.();
+    this.pause.wake();
     await this.messages?.close();
     await this.loopDone;
   }

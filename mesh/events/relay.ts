@@ -2,6 +2,7 @@ import { sql, type Kysely } from "kysely";
 import { context, ROOT_CONTEXT } from "@opentelemetry/api";
 import { Events, headers as natsHeaders, type JetStreamClient, type NatsConnection } from "nats";
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { Pause } from "../policy/pause.js";
 import { transaction, type Database } from "../db/index.js";
 import { observeOutbox } from "../telemetry/metrics.js";
 import { traceMessagingPublish } from "../telemetry/messaging.js";
@@ -97,7 +98,8 @@ export class OutboxRelay {
   private running = false;
   private loopDone: Promise<void> | undefined;
   private kicked = false;
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
+  /** The sleep in progress is the idle poll (a kick ends it), not a backoff. */
   private wakeOnKick = false;
   private reconnected = false;
   private lastPurge = 0;
@@ -129,14 +131,14 @@ export class OutboxRelay {
     this.running = false;
     this.unobserve?.();
     this.unobserve = undefined;
-    this.wake?.();
+    this.pause.wake();
     await this.loopDone;
   }
 
   /** Publish soon: call after committing a transaction that enqueued events. Ignored while backing off from a broker failure. */
   kick(): void {
     this.kicked = true;
-    if (this.wakeOnKick) this.wake?.();
+    if (this.wakeOnKick) this.pause.wake();
   }
 
   /** Number of unsent events. */
@@ -177,23 +179,17 @@ export class OutboxRelay {
     }
   }
 
-  private sleep(ms: number, wakeOnKick: boolean): Promise<void> {
+  private async sleep(ms: number, wakeOnKick: boolean): Promise<void> {
     if ((wakeOnKick && this.kicked) || this.reconnected) {
       this.reconnected = false;
-      return Promise.resolve();
+      return;
     }
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      this.wakeOnKick = wakeOnKick;
-      this.wake = done;
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-    }).then(() => {
-      this.wake = undefined;
+    this.wakeOnKick = wakeOnKick;
+    try {
+      await this.pause.sleep(ms);
+    } finally {
       this.wakeOnKick = false;
-    });
+    }
   }
 
   /** One batch: returns how many rows it claimed and whether any publish failed. */
@@ -233,7 +229,7 @@ export class OutboxRelay {
           l.connected = true;
           // Cut a backoff short (now or, if a batch is running, the next one): the broker is back.
           this.reconnected = true;
-          this.wake?.();
+          this.pause.wake();
         }
       }
     })().catch(() => undefined);

@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { ExponentialBackoff, IBackoff } from "cockatiel";
 import type { Etcd3, Lease } from "etcd3";
 import { SingleFlightLoop } from "../etcd/single-flight.js";
+import { Pause } from "../policy/pause.js";
 import { InstanceInfo, instanceKey, parseInstance } from "./instance.js";
 
 /** Options for {@link Registration}. */
@@ -55,7 +56,7 @@ export class Registration extends EventEmitter<RegistrationEvents> {
   private closed = false;
   private readonly repair = new SingleFlightLoop(() => this.step(), () => this.closed);
   private backoff: IBackoff<unknown>;
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
   private readonly firstRegistration: Promise<void>;
   private resolveFirst!: () => void;
   private rejectFirst!: (e: Error) => void;
@@ -133,7 +134,7 @@ export class Registration extends EventEmitter<RegistrationEvents> {
     if (!this.closed) {
       this.closed = true;
       this.rejectFirst(new ConnectError(`registration of ${this.key} closed before it registered`, Code.Canceled));
-      this.wake?.();
+      this.pause.wake();
     }
     // An attempt in flight finishes (bounded by the client's call deadline) before the lease is
     // revoked or released, so no lease outlives close().
@@ -152,7 +153,7 @@ export class Registration extends EventEmitter<RegistrationEvents> {
       await this.attempt();
       this.backoff = this.backoffFactory.next();
     } catch (e) {
-      await this.sleep(this.backoff.duration);
+      await this.pause.sleep(this.backoff.duration);
       this.backoff = this.backoff.next(undefined);
       throw e;
     }
@@ -193,16 +194,5 @@ export class Registration extends EventEmitter<RegistrationEvents> {
       this.emit("lost", err);
     }
     this.kick();
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }
