@@ -315,6 +315,31 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
     });
   };
 
+  /** The request object both call kinds hand to the interceptor chain; the caller's timeout rides in its context values. */
+  function requestOf<S extends boolean>(
+    stream: S,
+    method: DescMethod,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    header: HeadersInit | undefined,
+    contextValues: ContextValues | undefined,
+    message: S extends true ? AsyncIterable<Message> : Message,
+  ): S extends true ? StreamRequest : UnaryRequest {
+    const req = {
+      stream,
+      service: method.parent,
+      method,
+      requestMethod: "POST",
+      url: methodPath(method),
+      signal: signal ?? NEVER_ABORTED,
+      header: new Headers(header),
+      contextValues: contextValues ?? createContextValues(),
+      message,
+    };
+    req.contextValues.set(TIMEOUT_KEY, timeoutMs);
+    return req as never;
+  }
+
   const timeoutOf = (req: UnaryRequest | StreamRequest) => req.contextValues.get(TIMEOUT_KEY);
 
   const unaryFn = (opts.interceptors ?? []).reduceRight((next, ic) => ic(next as never) as never, unaryRaw as (r: UnaryRequest) => Promise<UnaryResponse>);
@@ -333,19 +358,8 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
       try {
-        const req: UnaryRequest<I, O> = {
-          stream: false,
-          service: method.parent,
-          method,
-          requestMethod: "POST",
-          url: methodPath(method),
-          signal: signal ?? NEVER_ABORTED,
-          header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
-          message: isMessage(input, method.input) ? input : create(method.input, input),
-        };
-        req.contextValues.set(TIMEOUT_KEY, timeoutMs);
-        return unaryFn(req as UnaryRequest) as Promise<UnaryResponse<I, O>>;
+        const message = isMessage(input, method.input) ? input : create(method.input, input);
+        return unaryFn(requestOf(false, method, signal, timeoutMs, header, contextValues, message)) as Promise<UnaryResponse<I, O>>;
       } catch (e) {
         // Like an async function: a bad input (or a throwing interceptor) rejects, never throws.
         return Promise.reject(e);
@@ -363,19 +377,7 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
       async function* messages() {
         for await (const m of input) yield isMessage(m, method.input) ? m : create(method.input, m);
       }
-      const req: StreamRequest<I, O> = {
-        stream: true,
-        service: method.parent,
-        method,
-        requestMethod: "POST",
-        url: methodPath(method),
-        signal: signal ?? NEVER_ABORTED,
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        message: messages(),
-      };
-      req.contextValues.set(TIMEOUT_KEY, timeoutMs);
-      return (await streamFn(req as StreamRequest)) as StreamResponse<I, O>;
+      return (await streamFn(requestOf(true, method, signal, timeoutMs, header, contextValues, messages()))) as StreamResponse<I, O>;
     },
     close() {
       unsubscribe();

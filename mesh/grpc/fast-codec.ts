@@ -488,6 +488,18 @@ function messageReader(desc: DescMessage): () => Obj {
   };
 }
 
+/** A repeated field written one tagged element at a time (messages, unpacked scalars). */
+function unpackedWriter(name: string, tag: number, writeItem: (v: Value) => void): (m: Obj) => void {
+  return (m) => {
+    const list = m[name] as Value[] | undefined;
+    if (list == null) return;
+    for (const item of list) {
+      varint32(tag);
+      writeItem(item);
+    }
+  };
+}
+
 function fieldPlan(f: DescField): { write: (m: Obj) => void; read: FieldReader } {
   const name = f.localName;
   const no = f.number;
@@ -497,14 +509,7 @@ function fieldPlan(f: DescField): { write: (m: Obj) => void; read: FieldReader }
       const write = messageWriter(f.message);
       const read = messageReader(f.message);
       return {
-        write: (m) => {
-          const list = m[name] as Value[] | undefined;
-          if (list == null) return;
-          for (const item of list) {
-            varint32(tag);
-            write(item);
-          }
-        },
+        write: unpackedWriter(name, tag, write),
         read: (m, wt) => {
           if (wt !== WIRE_LEN) throw FALLBACK;
           (m[name] as Value[]).push(read());
@@ -529,16 +534,8 @@ function fieldPlan(f: DescField): { write: (m: Obj) => void; read: FieldReader }
         read: (m, wt) => readList(m[name] as Value[], wt, wire, readValue),
       };
     }
-    const tag = tagOf(no, wire);
     return {
-      write: (m) => {
-        const list = m[name] as Value[] | undefined;
-        if (list == null) return;
-        for (const item of list) {
-          varint32(tag);
-          value(item);
-        }
-      },
+      write: unpackedWriter(name, tagOf(no, wire), value),
       read: (m, wt) => readList(m[name] as Value[], wt, wire, readValue),
     };
   }
