@@ -247,42 +247,62 @@ export function codeName(code: Code | undefined): string {
   return code === undefined ? "OK" : (Code[code] ?? String(code));
 }
 
-/** Records the calls of one server method; from {@link meshMetrics.serverRecorder}. */
-export interface ServerCallRecorder {
-  /** Same as {@link meshMetrics.serverCall} for this recorder's service and method. */
+/**
+ * The series of one `counter` sharing leading label values, by a small integer key (a status
+ * code), resolved on first use and dropped when the counter re-attaches to a new SDK: one array
+ * read per call instead of walking the counter's label tree.
+ */
+class CounterSlots {
+  private slots: (CounterSeries | undefined)[] = [];
+  private generation = -1;
+
+  constructor(
+    private readonly counter: CallCounter,
+    private readonly leading: readonly string[],
+  ) {}
+
+  /** Adds 1 to the series whose last label is `last`; `key` stands for `last` (one per value). */
+  inc(key: number, last: string): void {
+    if (this.generation !== this.counter.generation) {
+      this.generation = this.counter.generation;
+      this.slots = [];
+    }
+    (this.slots[key] ??= this.counter.entry([...this.leading, last])).n++;
+  }
+}
+
+/** Records the calls of one RPC method on one side; from {@link meshMetrics.serverRecorder} / {@link meshMetrics.clientRecorder}. */
+export interface CallRecorder {
+  /** One call ended with `code` (undefined = OK); `durationMs` undefined for streams (their length is not latency). */
   record(code: Code | undefined, durationMs: number | undefined): void;
 }
 
 /**
- * The per-call half of `serverCall` with everything that depends only on (service, method)
- * resolved once: the rolling series, the counter series per code and the histogram's attributes.
+ * Everything that depends only on (side, target, service, method), resolved once: the rolling
+ * series, the request counter's series per code and the duration histogram's attributes.
  */
-class ServerMethodMetrics implements ServerCallRecorder {
+class MethodMetrics implements CallRecorder {
   private rolling: RollingSeries | undefined;
-  /** Counter series by code (0 = OK), valid for `generation`. */
-  private counters: (CounterSeries | undefined)[] = [];
-  private generation = -1;
+  private readonly counters: CounterSlots;
   private readonly attributes: Attributes;
 
   constructor(
+    private readonly kind: "server" | "client",
     private readonly service: string,
     private readonly method: string,
+    private readonly target?: string,
   ) {
-    this.attributes = { service, method };
+    this.counters = new CounterSlots(kind === "server" ? rpcCounters.serverRequests : rpcCounters.clientRequests, target === undefined ? [service, method] : [target, service, method]);
+    this.attributes = target === undefined ? { service, method } : { target, service, method };
   }
 
   record(code: Code | undefined, durationMs: number | undefined): void {
     const c = codeName(code);
-    (this.rolling ??= rollingStats.series("server", this.service, this.method)).record(c, code !== undefined, durationMs);
+    (this.rolling ??= rollingStats.series(this.kind, this.service, this.method, this.target)).record(c, code !== undefined, durationMs);
     if (!instruments) return;
-    const counter = rpcCounters.serverRequests;
-    if (this.generation !== counter.generation) {
-      this.generation = counter.generation;
-      this.counters = [];
-    }
-    (this.counters[code ?? 0] ??= counter.entry([this.service, this.method, c])).n++;
+    this.counters.inc(code ?? 0, c);
     // The SDK keys the series by hashing the attributes on every record; the object at least is reused.
-    if (durationMs !== undefined) instruments.serverDuration.record(ms(durationMs), this.attributes);
+    if (durationMs !== undefined) (this.kind === "server" ? instruments.serverDuration : instruments.clientDuration).record(ms(durationMs), this.attributes);
   }
 }
 
@@ -295,9 +315,8 @@ const ms = (s: number) => s / 1000;
 interface HttpSeries {
   rolling: RollingSeries;
   durationAttributes: Attributes;
-  /** Counter series by status code, valid for `generation`. */
-  counters: Map<number, CounterSeries>;
-  generation: number;
+  /** `http_server_requests_total` by status code. */
+  counters: CounterSlots;
 }
 
 const httpSeriesByMethod = new Map<string, Map<string, HttpSeries>>();
@@ -310,7 +329,7 @@ function httpSeries(method: string, route: string): HttpSeries {
   let byRoute = httpSeriesByMethod.get(method);
   let s = byRoute?.get(route);
   if (s) return s;
-  s = { rolling: rollingStats.series("http", "http", `${method} ${route}`), durationAttributes: { method, route }, counters: new Map(), generation: -1 };
+  s = { rolling: rollingStats.series("http", "http", `${method} ${route}`), durationAttributes: { method, route }, counters: new CounterSlots(httpRequestCounter, [method, route]) };
   if (httpSeriesCount < MAX_HTTP_SERIES) {
     if (!byRoute) httpSeriesByMethod.set(method, (byRoute = new Map()));
     byRoute.set(route, s);
@@ -325,29 +344,16 @@ function httpSeries(method: string, route: string): HttpSeries {
  */
 export const meshMetrics = {
   /**
-   * The recorder of one server method's calls: what {@link serverCall} does, without the per-call
-   * lookups. Keep one per method (mesh/telemetry's tracing middleware does).
+   * The calls one server method handled (`rpc_server_requests_total`, `rpc_server_duration_seconds`,
+   * the rolling summary). Keep one per method: the lookups happen once (the tracing middleware does).
    */
-  serverRecorder(service: string, method: string): ServerCallRecorder {
-    return new ServerMethodMetrics(service, method);
+  serverRecorder(service: string, method: string): CallRecorder {
+    return new MethodMetrics("server", service, method);
   },
 
-  /** A call this server handled; `durationMs` undefined for streams (their length is not latency). */
-  serverCall(service: string, method: string, code: Code | undefined, durationMs: number | undefined): void {
-    const c = codeName(code);
-    rollingStats.record("server", service, method, c, code !== undefined, durationMs);
-    if (!instruments) return;
-    rpcCounters.serverRequests.inc(service, method, c);
-    if (durationMs !== undefined) instruments.serverDuration.record(ms(durationMs), { service, method });
-  },
-
-  /** A logical client call (all attempts) to `target` (the logical service name, e.g. "catalog"). */
-  clientCall(target: string, service: string, method: string, code: Code | undefined, durationMs: number | undefined): void {
-    const c = codeName(code);
-    rollingStats.record("client", service, method, c, code !== undefined, durationMs, target);
-    if (!instruments) return;
-    rpcCounters.clientRequests.inc(target, service, method, c);
-    if (durationMs !== undefined) instruments.clientDuration.record(ms(durationMs), { target, service, method });
+  /** Like {@link serverRecorder} for logical client calls (all attempts) to `target`, the logical service name ("catalog"). */
+  clientRecorder(target: string, service: string, method: string): CallRecorder {
+    return new MethodMetrics("client", service, method, target);
   },
 
   /** One attempt of a client call ended; `attempt` 1 is the first try, more is a retry. */
@@ -368,13 +374,7 @@ export const meshMetrics = {
     const code = String(status);
     s.rolling.record(code, status >= 500, durationMs);
     if (!instruments) return;
-    if (s.generation !== httpRequestCounter.generation) {
-      s.generation = httpRequestCounter.generation;
-      s.counters.clear();
-    }
-    let counter = s.counters.get(status);
-    if (!counter) s.counters.set(status, (counter = httpRequestCounter.entry([method, route, code])));
-    counter.n++;
+    s.counters.inc(status, code);
     // The SDK still hashes these attributes per record (the object at least is reused).
     instruments.httpDuration.record(ms(durationMs), s.durationAttributes);
   },

@@ -101,14 +101,9 @@ export class RollingStats {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** Records one finished call; `durationMs` undefined for streams (their length is not latency). */
-  record(kind: CallKind, service: string, method: string, code: string, isError: boolean, durationMs: number | undefined, target?: string): void {
-    this.series(kind, service, method, target).record(code, isError, durationMs);
-  }
-
   /**
-   * The series of (kind, service, method, target), for recording many calls: keep the handle (per
-   * method) and call its `record`. Beyond 1,000 series the handle records nothing.
+   * The series of (kind, service, method, target); record finished calls through it (keep the
+   * handle per method: the lookup builds a key). Beyond 1,000 series the handle records nothing.
    */
   series(kind: CallKind, service: string, method: string, target?: string): RollingSeries {
     const key = `${kind}\u0000${target ?? ""}\u0000${service}\u0000${method}`;

@@ -15,7 +15,7 @@ import {
 } from "@opentelemetry/api";
 import { hookCallValues, type CallPolicy } from "../client/index.js";
 import { onCallAbort, onCallSettled, requestHeaderKeys, requestHeaderValue, type ServerMiddleware } from "../grpc/index.js";
-import { meshMetrics, type ServerCallRecorder } from "./metrics.js";
+import { meshMetrics, type CallRecorder } from "./metrics.js";
 
 /*
  * Why our own middleware and interceptor instead of @opentelemetry/instrumentation-grpc:
@@ -125,7 +125,7 @@ interface MethodNames {
 
 /** A server method's names plus its metrics recorder, resolved once per method. */
 interface ServerNames extends MethodNames {
-  metrics: ServerCallRecorder;
+  metrics: CallRecorder;
 }
 
 const serverNames = new WeakMap<DescMethod, ServerNames>();
@@ -194,7 +194,7 @@ class ServerCallSpan {
 
   constructor(
     readonly span: Span,
-    private readonly metrics: ServerCallRecorder,
+    private readonly metrics: CallRecorder,
     private readonly streaming: boolean,
   ) {}
 
@@ -236,19 +236,25 @@ export interface TracingInterceptorOptions {
 export function tracingInterceptor(opts: TracingInterceptorOptions = {}): Interceptor {
   const targetOf = opts.target ?? defaultTarget;
   // Per method: names, target and span attributes (the target is fixed per service).
-  const names = new WeakMap<DescMethod, MethodNames & { target: string }>();
+  const names = new WeakMap<DescMethod, MethodNames & { metrics: CallRecorder }>();
   const namesOf = (m: DescMethod) => {
     let n = names.get(m);
     if (!n) {
       const service = m.parent.typeName;
       const target = targetOf(m.parent);
-      n = { service, method: m.name, target, spanName: `${service}/${m.name}`, attributes: { ...rpcAttributes(service, m.name), [ATTR.target]: target } };
+      n = {
+        service,
+        method: m.name,
+        spanName: `${service}/${m.name}`,
+        attributes: { ...rpcAttributes(service, m.name), [ATTR.target]: target },
+        metrics: meshMetrics.clientRecorder(target, service, m.name),
+      };
       names.set(m, n);
     }
     return n;
   };
   return (next) => async (req) => {
-    const { service, method, target, spanName, attributes } = namesOf(req.method);
+    const { spanName, attributes, metrics } = namesOf(req.method);
     const parent = context.active();
     const span = tracer().startSpan(spanName, { kind: SpanKind.CLIENT, attributes }, parent);
     propagation.inject(trace.setSpan(parent, span), req.header, headersSetter);
@@ -262,7 +268,7 @@ export function tracingInterceptor(opts: TracingInterceptorOptions = {}): Interc
       span.setAttribute(ATTR.rpcGrpcStatusCode, err ? err.code : 0);
       if (err) span.setStatus({ code: SpanStatusCode.ERROR, message: err.rawMessage });
       span.end();
-      meshMetrics.clientCall(target, service, method, err?.code, streaming ? undefined : performance.now() - started);
+      metrics.record(err?.code, streaming ? undefined : performance.now() - started);
     };
     try {
       // No context.with around the call: nothing inside the transport reads the active context

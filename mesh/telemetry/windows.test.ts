@@ -54,7 +54,7 @@ describe("RollingStats", () => {
     let now = 10 * 60_000;
     const stats = new RollingStats(() => now);
     // 1 … 100 ms, one each: p50 = 50 ms, p99 = 99 ms.
-    for (let ms = 1; ms <= 100; ms++) stats.record("server", "s.v1.S", "Get", ms % 10 === 0 ? "NotFound" : "OK", ms % 10 === 0, ms);
+    for (let ms = 1; ms <= 100; ms++) stats.series("server", "s.v1.S", "Get").record(ms % 10 === 0 ? "NotFound" : "OK", ms % 10 === 0, ms);
     now += 30_000;
     const [row] = stats.summary(1);
     expect(row).toMatchObject({ kind: "server", service: "s.v1.S", method: "Get", requests: 100, errors: 10, errorRatio: 0.1, codes: { OK: 90, NotFound: 10 } });
@@ -69,14 +69,14 @@ describe("RollingStats", () => {
   it("forgets minutes outside the window and reuses their buckets", () => {
     let now = 0;
     const stats = new RollingStats(() => now);
-    stats.record("client", "s.v1.S", "Get", "OK", false, 5, "s");
+    stats.series("client", "s.v1.S", "Get", "s").record("OK", false, 5);
     now += 3 * 60_000;
-    stats.record("client", "s.v1.S", "Get", "Unavailable", true, 7, "s");
+    stats.series("client", "s.v1.S", "Get", "s").record("Unavailable", true, 7);
     expect(stats.summary(10)[0]).toMatchObject({ requests: 2, errors: 1, target: "s" });
     expect(stats.summary(1)[0]).toMatchObject({ requests: 1, errors: 1, p50Ms: expect.any(Number) });
     // Ten minutes later the first bucket's slot is reused for a new minute.
     now += 7 * 60_000;
-    stats.record("client", "s.v1.S", "Get", "OK", false, 1, "s");
+    stats.series("client", "s.v1.S", "Get", "s").record("OK", false, 1);
     const row = stats.summary(10)[0];
     expect(row).toMatchObject({ requests: 2, errors: 1 });
     expect(row.p50Ms!).toBeLessThan(1.1);
@@ -84,7 +84,7 @@ describe("RollingStats", () => {
 
   it("counts streams without latency", () => {
     const stats = new RollingStats(() => 0);
-    stats.record("server", "s.v1.S", "Watch", "OK", false, undefined);
+    stats.series("server", "s.v1.S", "Watch").record("OK", false, undefined);
     expect(stats.summary(1)[0]).toMatchObject({ requests: 1, p50Ms: null, p99Ms: null });
   });
 });
