@@ -3,7 +3,8 @@
  *
  *   npx tsx bench/run.ts [--quick] [--only 1,4]
  *
- * 1. Meshwork hop (all client policies and server middleware on) vs plain grpc-js → grpc-js
+ * 1. Meshwork hop vs plain grpc-js → grpc-js, by layer (bench/hop/layers.ts): 1a core (discovery,
+ *    balancing, adapter), 1b every policy on, 1 as services run it (policies + telemetry)
  * 2. connect-node gRPC client + server over h2c (the naive stack) vs plain grpc-js (same rounds as 1)
  * 3. gateway Connect JSON → service vs the service's own Connect JSON endpoint (HTTP/1.1)
  * 4. discovery convergence after SIGTERM / SIGKILL vs the goals, 100 instances vs 1
@@ -20,7 +21,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { runEdge } from "./edge/run-edge.js";
-import { runHop, type HopSummary } from "./hop/run-hop.js";
+import { MESH_LAYERS } from "./hop/layers.js";
+import { runHop, type HopKind, type HopSummary } from "./hop/run-hop.js";
 import { table } from "./lib/stats.js";
 import { ratioChart } from "./lib/svg.js";
 import { runColdStart } from "./scenarios/cold-start.js";
@@ -84,6 +86,19 @@ function hopRows(scenario: string, side: HopSummary, plain: HopSummary, label: s
   if (side.p50At1 !== undefined && plain.p50At1 !== undefined) {
     rows.push({ scenario, metric: "p50 @1 in flight", value: side.p50At1, baseline: plain.p50At1, baselineLabel: label, unit: "ms", better: "lower", failures });
   }
+  if (side.p99At1 !== undefined && plain.p99At1 !== undefined) {
+    rows.push({
+      scenario,
+      metric: "p99 @1 in flight",
+      value: side.p99At1,
+      baseline: plain.p99At1,
+      baselineLabel: label,
+      unit: "ms",
+      better: "lower",
+      failures,
+      note: `added p99 ${(side.p99At1 - plain.p99At1).toFixed(2)} ms`,
+    });
+  }
   // Where the time goes: CPU per call of the server process (on CPU 0) and of the driver (the client side, CPU 1).
   rows.push(
     { scenario, metric: "server CPU per call", value: side.serverCpuUs, baseline: plain.serverCpuUs, baselineLabel: label, unit: "µs", better: "lower", failures },
@@ -109,11 +124,13 @@ async function main(): Promise<void> {
   const loadBefore = loadavg();
   if (wanted(1) || wanted(2)) {
     await scenario(1, "meshwork hop + connect-node hop vs plain grpc-js", async () => {
-      const kinds = (["plain", wanted(1) ? "mesh" : undefined, wanted(2) ? "connect" : undefined] as const).filter((k) => k !== undefined);
-      const hop = await runHop({ kinds: [...kinds], rounds: ROUNDS, seconds: SECONDS, concurrency: CONCURRENCY, singleInFlight: !quick, progress });
+      const kinds: HopKind[] = ["plain", ...(wanted(1) ? MESH_LAYERS : []), ...(wanted(2) ? (["connect"] as const) : [])];
+      const hop = await runHop({ kinds, rounds: ROUNDS, seconds: SECONDS, concurrency: CONCURRENCY, singleInFlight: !quick, progress });
       raw.hop = hop;
       const plain = hop.summary.plain!;
-      if (hop.summary.mesh) hopRows("1 meshwork hop", hop.summary.mesh, plain, "plain grpc-js");
+      if (hop.summary["mesh-core"]) hopRows("1a meshwork hop, core", hop.summary["mesh-core"], plain, "plain grpc-js");
+      if (hop.summary["mesh-policy"]) hopRows("1b meshwork hop + policies", hop.summary["mesh-policy"], plain, "plain grpc-js");
+      if (hop.summary.mesh) hopRows("1 meshwork hop as services run", hop.summary.mesh, plain, "plain grpc-js");
       if (hop.summary.connect) hopRows("2 connect-node hop", hop.summary.connect, plain, "plain grpc-js");
     });
   }

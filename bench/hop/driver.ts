@@ -1,5 +1,5 @@
 /**
- * Load driver for one round: `driver.ts <plain|mesh|connect> <target> <concurrency> <durationMs>` keeps
+ * Load driver for one round: `driver.ts <plain|connect|mesh|mesh-policy|mesh-core> <target> <concurrency> <durationMs>` keeps
  * `concurrency` calls in flight for the duration and prints one JSON line with the count of calls
  * by status and latency percentiles. Runs in its own process (pinned to its own core by the
  * orchestrator) so it does not starve the server.
@@ -11,7 +11,9 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { join } from "node:path";
 import { CatalogService } from "../../gen/catalog/v1/catalog_pb.js";
 import { Mesh } from "../../mesh/runtime/index.js";
+import { createCallPolicy } from "../../mesh/policy/index.js";
 import { startTelemetry } from "../../mesh/telemetry/index.js";
+import { isMeshLayer, layerService } from "./layers.js";
 import { quantile } from "../lib/stats.js";
 
 const [kind, target, concurrencyArg, durationArg] = process.argv.slice(2);
@@ -36,11 +38,16 @@ async function makeCall(): Promise<{ call: () => Promise<void>; close: () => Pro
     const client = createClient(CatalogService, createGrpcTransport({ baseUrl: `http://${target}` }));
     return { call: async () => void (await client.getProduct({ id: "p1" })), close: async () => undefined };
   }
-  const { policy } = await import("./policy-choice.js");
+  if (!isMeshLayer(kind)) throw new Error(`unknown kind ${kind}`);
   // Telemetry as every Meshwork service has it (runService starts it): spans, metrics, context.
-  startTelemetry({ serviceName: "benchdriver", instanceId: `benchdriver-${process.pid}` });
-  const mesh = new Mesh({ etcdEndpoints: [target], policyFor: policy });
-  const client = createClient(CatalogService, mesh.transport("benchhop"));
+  if (kind === "mesh") startTelemetry({ serviceName: "benchdriver", instanceId: `benchdriver-${process.pid}` });
+  const mesh = new Mesh({
+    etcdEndpoints: [target],
+    // mesh: the default policy, instrumented; mesh-policy: the same policy without telemetry; mesh-core: none.
+    policyFor: kind === "mesh" ? undefined : kind === "mesh-policy" ? (service) => createCallPolicy({ service }) : () => undefined,
+    interceptors: kind === "mesh" ? undefined : [],
+  });
+  const client = createClient(CatalogService, mesh.transport(layerService(kind)));
   await client.getProduct({ id: "warm" });
   return { call: async () => void (await client.getProduct({ id: "p1" })), close: () => mesh.close() };
 }

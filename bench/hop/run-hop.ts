@@ -7,9 +7,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startEtcd, startProcess, tsxArgs, waitFor, type ManagedProcess } from "../../mesh/infra/index.js";
 import { median } from "../lib/stats.js";
+import { isMeshLayer, type MeshLayer } from "./layers.js";
 
-/** A path through which the catalog GetProduct call travels. */
-export type HopKind = "plain" | "mesh" | "connect";
+/** A path through which the catalog GetProduct call travels: the baselines and the Meshwork layers (layers.ts). */
+export type HopKind = "plain" | "connect" | MeshLayer;
 
 /** One driver round: successful calls per second, latency percentiles in ms, calls by status. */
 export interface RoundResult {
@@ -30,12 +31,14 @@ export interface HopRoundResult extends RoundResult {
   serverCpuUs: number;
 }
 
-/** Medians over rounds for one path. `p50At1` is undefined when the 1-in-flight rounds were skipped. */
+/** Medians over rounds for one path. `p50At1`/`p99At1` are undefined when the 1-in-flight rounds were skipped. */
 export interface HopSummary {
   rps: number;
   p50: number;
   p99: number;
   p50At1: number | undefined;
+  /** Latency added by the path itself, without queueing behind other calls. */
+  p99At1: number | undefined;
   /** Calls that did not end OK, over every round of this path. */
   failures: number;
   /** Median CPU µs per call of the server process and of the driver (client) process, at the full concurrency. */
@@ -56,7 +59,7 @@ export interface HopOptions {
 
 /** Every path's summary and raw rounds. */
 export interface HopResult {
-  summary: Record<HopKind, HopSummary | undefined>;
+  summary: Partial<Record<HopKind, HopSummary>>;
   rounds: Record<string, HopRoundResult[]>;
 }
 
@@ -127,13 +130,13 @@ export async function runHop(opts: HopOptions): Promise<HopResult> {
     const targets: Partial<Record<HopKind, string>> = {};
     const serverOf: Partial<Record<HopKind, ManagedProcess>> = {};
     for (const kind of opts.kinds) {
-      if (kind === "mesh") {
-        const p = pinned(0, join(__dirname, "mesh-server.ts"), [], { ...process.env, ETCD_ENDPOINTS: etcd.endpoint });
+      if (isMeshLayer(kind)) {
+        const p = pinned(0, join(__dirname, "mesh-server.ts"), [kind], { ...process.env, ETCD_ENDPOINTS: etcd.endpoint });
         servers.push(p);
-        serverOf.mesh = p;
+        serverOf[kind] = p;
         await readyPort(p);
-        // The Meshwork driver finds the server through etcd, so its target is etcd.
-        targets.mesh = etcd.endpoint;
+        // A Meshwork driver finds its layer's server through etcd, so its target is etcd.
+        targets[kind] = etcd.endpoint;
       } else {
         const p = pinned(0, join(__dirname, kind === "plain" ? "plain-server.ts" : "connect-server.ts"), []);
         servers.push(p);
@@ -149,7 +152,7 @@ export async function runHop(opts: HopOptions): Promise<HopResult> {
       }
       opts.progress?.(`hop round ${r + 1}/${opts.rounds} done`);
     }
-    const summary = { plain: undefined, mesh: undefined, connect: undefined } as Record<HopKind, HopSummary | undefined>;
+    const summary: Partial<Record<HopKind, HopSummary>> = {};
     for (const kind of opts.kinds) {
       const rs = rounds[kind];
       const at1 = rounds[`${kind}1`];
@@ -158,6 +161,7 @@ export async function runHop(opts: HopOptions): Promise<HopResult> {
         p50: median(rs.map((x) => x.p50)),
         p99: median(rs.map((x) => x.p99)),
         p50At1: at1 ? median(at1.map((x) => x.p50)) : undefined,
+        p99At1: at1 ? median(at1.map((x) => x.p99)) : undefined,
         failures: failuresOf(rs) + (at1 ? failuresOf(at1) : 0),
         serverCpuUs: median(rs.map((x) => x.serverCpuUs)),
         driverCpuUs: median(rs.map((x) => x.driverCpuUs)),

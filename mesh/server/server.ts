@@ -112,6 +112,11 @@ export interface MeshServerOptions {
   timeoutFor?: AdapterOptions["timeoutFor"];
   /** Settings of the per-server concurrency limit on unary calls (load shedding); `false` turns it off. */
   concurrency?: ConcurrencyLimitOptions | false;
+  /**
+   * `false`: no server span and no RED metrics per call (the tracing middleware is left out). For
+   * measuring the bare mesh (bench/hop); services keep the default, true.
+   */
+  telemetry?: boolean;
   /** Merged over {@link SERVER_CHANNEL_OPTIONS}. */
   grpcOptions?: ChannelOptions;
   /**
@@ -183,7 +188,7 @@ export function createMeshServer(opts: MeshServerOptions): MeshServer {
   const stopping = new AbortController();
   const limit = opts.concurrency === false ? undefined : createConcurrencyLimit(opts.concurrency);
   const middleware: ServerMiddleware[] = [
-    tracingMiddleware(),
+    ...(opts.telemetry === false ? [] : [tracingMiddleware()]),
     // Shed before any work is done; streams live for minutes, so only unary calls count.
     ...(limit ? [(ctx: HandlerContext, next: () => Promise<void>) => (ctx.method.methodKind === "unary" ? limit.middleware(ctx, next) : next())] : []),
     deadlineMiddleware(),
