@@ -1,5 +1,15 @@
 import { Code } from "@connectrpc/connect";
-import { ValueType, type Attributes, type Counter, type Histogram, type Meter, type ObservableResult } from "@opentelemetry/api";
+import { diag, ValueType, type Attributes, type Counter, type HrTime, type Meter, type ObservableResult } from "@opentelemetry/api";
+import { millisToHrTime, type InstrumentationScope } from "@opentelemetry/core";
+import {
+  AggregationTemporality,
+  DataPointType,
+  InstrumentType,
+  type HistogramMetricData,
+  type MetricData,
+  type MetricDescriptor,
+  type ResourceMetrics,
+} from "@opentelemetry/sdk-metrics";
 import { RollingStats, type RollingSeries } from "./rolling-stats.js";
 
 /*
@@ -7,7 +17,9 @@ import { RollingStats, type RollingSeries } from "./rolling-stats.js";
  * startMetricsServer) and, when OTLP is configured, pushed as well: one instrument API for both.
  * OTel's Prometheus serializer keeps our names as given (no unit suffixes; `_total` is already
  * there), so the series below are exactly what Prometheus sees. Other modules record through this
- * typed API and never import OpenTelemetry.
+ * typed API and never import OpenTelemetry. The per-call series (request counters, duration
+ * histograms) are counted here in plain numbers and handed to the SDK at collection time (see
+ * CallCounter, CallHistogram): the SDK would hash the attributes of every single measurement.
  */
 
 // 1 ms … 10 s: a loopback unary call takes 0.3–0.6 ms (TOOLCHAIN.md), so the first bucket means
@@ -48,64 +60,65 @@ function breakerNumber(s: BreakerStateValue): number {
 }
 
 interface Instruments {
-  serverDuration: Histogram;
-  clientDuration: Histogram;
   clientRetriesThrottled: Counter;
-  httpDuration: Histogram;
   consumerRedeliveries: Counter;
   sagaOutcomes: Counter;
 }
 
 function createInstruments(meter: Meter): Instruments {
   const counter = (name: string, description: string) => meter.createCounter(name, { description, valueType: ValueType.INT });
-  const seconds = (name: string, description: string) =>
-    meter.createHistogram(name, { description, unit: "s", advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS } });
   for (const f of rpcCounters) f.attach(meter);
-  // Created in this order because /metrics lists the metrics in creation order.
-  const serverDuration = seconds(METRIC.serverDuration, "Time to handle a unary RPC, in seconds.");
-  const clientDuration = seconds(METRIC.clientDuration, "Time of a logical unary RPC including retries, in seconds.");
+  // The duration histograms are not SDK instruments (CallHistogram); HistogramReader puts them back
+  // where they were created before, between these, because /metrics lists metrics in creation order.
   const clientRetriesThrottled = counter(METRIC.clientRetriesThrottled, "Retries not made because the retry budget or token bucket was empty.");
   httpRequestCounter.attach(meter);
   return {
-    serverDuration,
-    clientDuration,
     clientRetriesThrottled,
-    httpDuration: seconds(METRIC.httpDuration, "Time to serve an HTTP request, in seconds."),
     consumerRedeliveries: counter(METRIC.consumerRedeliveries, "Event deliveries after the first (handler failed, ack lost or timed out)."),
     sagaOutcomes: counter(METRIC.sagaOutcomes, "Finished sagas, by outcome."),
   };
 }
 
+// The order createInstruments made the metrics in while the histograms were SDK instruments (and
+// still makes the others in): where HistogramReader inserts the histograms.
+const CREATION_ORDER: readonly string[] = [
+  METRIC.serverRequests,
+  METRIC.clientRequests,
+  METRIC.clientAttempts,
+  METRIC.clientRetries,
+  METRIC.serverDuration,
+  METRIC.clientDuration,
+  METRIC.clientRetriesThrottled,
+  METRIC.httpRequests,
+  METRIC.httpDuration,
+  METRIC.consumerRedeliveries,
+  METRIC.sagaOutcomes,
+];
+
 /**
- * A counter of the per-call data path, counted in a plain number per label set and reported to
- * OpenTelemetry as an observable counter at collection time. Same series as a synchronous Counter
- * (cumulative, monotonic, same name and labels), but a call costs a few map lookups instead of the
- * SDK hashing its attribute object on every `add` (measured: the largest single cost of recording
- * RED metrics on the hop). Label values are looked up level by level, so nothing is allocated
- * per call once a series exists.
+ * Series by label values, looked up level by level so that nothing is allocated per call once a
+ * series exists. Shared by the per-call counters and histograms.
  */
-class CallCounter {
+abstract class SeriesTable<S extends { labels: Attributes }> {
   private readonly root = new Map<string, unknown>();
-  private readonly series: CounterSeries[] = [];
-  private overflow: CounterSeries | undefined;
-  /** Bumped by `attach`: entries handed out before belong to the previous SDK and are stale. */
+  /** In creation order (the order the SDK reported its own series in). */
+  readonly series: S[] = [];
+  private overflow: S | undefined;
+  /** Bumped by `reset`: entries handed out before belong to the previous SDK and are stale. */
   generation = 0;
 
   constructor(
-    private readonly name: string,
-    private readonly help: string,
+    readonly name: string,
+    readonly help: string,
     private readonly labelNames: readonly string[],
-    /** Series beyond this many are counted together under `otel.metric.overflow`, as the SDK's counters do. */
+    /** Series beyond this many are counted together under `otel.metric.overflow`, as the SDK's instruments do. */
     private readonly maxSeries = Infinity,
   ) {}
 
-  /** Adds 1 to the series with these label values (in `labelNames` order). */
-  inc(...values: string[]): void {
-    this.entry(values).n++;
-  }
+  protected abstract create(labels: Attributes): S;
 
-  /** The series with these label values, for callers that keep it (check `generation` before reuse). */
-  entry(values: readonly string[]): CounterSeries {
+  /** The series with these label values (in `labelNames` order), for callers that keep it (check `generation` before reuse). */
+  entry(values: readonly string[]): S {
     let node = this.root;
     const last = values.length - 1;
     for (let i = 0; i < last; i++) {
@@ -116,7 +129,7 @@ class CallCounter {
       }
       node = next;
     }
-    let entry = node.get(values[last]) as CounterSeries | undefined;
+    let entry = node.get(values[last]) as S | undefined;
     if (!entry && this.series.length >= this.maxSeries - 1) return (this.overflow ??= this.addSeries({ "otel.metric.overflow": true }));
     if (!entry) {
       const labels: Attributes = {};
@@ -127,18 +140,41 @@ class CallCounter {
     return entry;
   }
 
-  private addSeries(labels: Attributes): CounterSeries {
-    const entry = { labels, n: 0 };
+  private addSeries(labels: Attributes): S {
+    const entry = this.create(labels);
     this.series.push(entry);
     return entry;
   }
 
-  /** Reports the series on `meter`; counts restart from zero, as a new SDK's instruments would. */
-  attach(meter: Meter): void {
+  /** Forgets every series: a new SDK starts from zero. */
+  protected reset(): void {
     this.root.clear();
     this.series.length = 0;
     this.overflow = undefined;
     this.generation++;
+  }
+}
+
+/**
+ * A counter of the per-call data path, counted in a plain number per label set and reported to
+ * OpenTelemetry as an observable counter at collection time. Same series as a synchronous Counter
+ * (cumulative, monotonic, same name and labels), but a call costs a few map lookups instead of the
+ * SDK hashing its attribute object on every `add` (measured: the largest single cost of recording
+ * RED metrics on the hop).
+ */
+class CallCounter extends SeriesTable<CounterSeries> {
+  protected create(labels: Attributes): CounterSeries {
+    return { labels, n: 0 };
+  }
+
+  /** Adds 1 to the series with these label values (in `labelNames` order). */
+  inc(...values: string[]): void {
+    this.entry(values).n++;
+  }
+
+  /** Reports the series on `meter`; counts restart from zero, as a new SDK's instruments would. */
+  attach(meter: Meter): void {
+    this.reset();
     const c = meter.createObservableCounter(this.name, { description: this.help, valueType: ValueType.INT });
     c.addCallback((result) => {
       for (const s of this.series) result.observe(s.n, s.labels);
@@ -169,6 +205,228 @@ const rpcCounters = {
 // series: the SDK's default cardinality limit, which applied when it was a synchronous counter
 // (the method is the client's, so the label set is not bounded by our routes alone).
 const httpRequestCounter = new CallCounter(METRIC.httpRequests, "HTTP requests served, by route and status.", ["method", "route", "status"], 2_000);
+
+// Per delta reader, each series keeps [start, min, max, sum] of the values since that reader's last
+// collection: what the SDK reported for a delta interval.
+const WINDOW = 4;
+
+/** One duration histogram series: the SDK's explicit-bucket aggregation, by hand. */
+class HistogramSeries {
+  /** Per DURATION_BUCKETS_SECONDS bucket (value ≤ bound), then +Inf. */
+  readonly counts: number[] = new Array<number>(DURATION_BUCKETS_SECONDS.length + 1).fill(0);
+  sum = 0;
+  count = 0;
+  min = Infinity;
+  max = -Infinity;
+  /** When the first value came: the start time of the cumulative series, as the SDK set it. */
+  readonly startTime = Date.now();
+  /** `WINDOW` numbers per delta reader; start NaN = no value since that reader's last collection. */
+  readonly windows: Float64Array;
+
+  constructor(
+    readonly labels: Attributes,
+    deltaReaders: number,
+  ) {
+    this.windows = new Float64Array(deltaReaders * WINDOW).fill(NaN);
+  }
+
+  record(v: number): void {
+    // NaN falls into no bucket and is not counted (the SDK's rule).
+    if (v !== v) return;
+    this.count++;
+    this.sum += v;
+    if (v < this.min) this.min = v;
+    if (v > this.max) this.max = v;
+    // Linear from the smallest bound: most calls land in the first bucket or two.
+    const bounds = DURATION_BUCKETS_SECONDS;
+    let i = 0;
+    while (i < bounds.length && bounds[i] < v) i++;
+    this.counts[i]++;
+    const w = this.windows;
+    for (let k = 0; k < w.length; k += WINDOW) {
+      if (w[k] !== w[k]) {
+        w[k] = Date.now();
+        w[k + 1] = v;
+        w[k + 2] = v;
+        w[k + 3] = v;
+      } else {
+        if (v < w[k + 1]) w[k + 1] = v;
+        if (v > w[k + 2]) w[k + 2] = v;
+        w[k + 3] += v;
+      }
+    }
+  }
+}
+
+/**
+ * A duration histogram of the per-call data path, aggregated here per label set (same buckets,
+ * sum, count, min and max as the SDK's histogram) and handed to the SDK's readers at collection
+ * time by {@link HistogramReader}. The API has no observable histogram, and the SDK's synchronous
+ * one hashes the attribute object on every `record`.
+ */
+class CallHistogram extends SeriesTable<HistogramSeries> {
+  /** Delta readers of the current SDK: how many windows a new series keeps. */
+  private deltaReaders = 0;
+  /** What the SDK's instrument descriptor was (`type`/`advice` included: exporters get the same object shape). */
+  readonly descriptor: MetricDescriptor;
+
+  constructor(name: string, help: string, labelNames: readonly string[], maxSeries?: number) {
+    super(name, help, labelNames, maxSeries);
+    this.descriptor = {
+      name,
+      description: help,
+      unit: "s",
+      valueType: ValueType.DOUBLE,
+      type: InstrumentType.HISTOGRAM,
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS },
+    } as MetricDescriptor;
+  }
+
+  protected create(labels: Attributes): HistogramSeries {
+    return new HistogramSeries(labels, this.deltaReaders);
+  }
+
+  /** Starts from zero for a new SDK with `deltaReaders` delta readers. */
+  attach(deltaReaders: number): void {
+    this.reset();
+    this.deltaReaders = deltaReaders;
+  }
+}
+
+// 2,000 series each: the SDK's default cardinality limit, which applied while these were SDK histograms.
+const SDK_CARDINALITY_LIMIT = 2_000;
+const callHistograms = {
+  serverDuration: new CallHistogram(METRIC.serverDuration, "Time to handle a unary RPC, in seconds.", ["service", "method"], SDK_CARDINALITY_LIMIT),
+  clientDuration: new CallHistogram(METRIC.clientDuration, "Time of a logical unary RPC including retries, in seconds.", ["target", "service", "method"], SDK_CARDINALITY_LIMIT),
+  httpDuration: new CallHistogram(METRIC.httpDuration, "Time to serve an HTTP request, in seconds.", ["method", "route"], SDK_CARDINALITY_LIMIT),
+};
+const allHistograms = [callHistograms.serverDuration, callHistograms.clientDuration, callHistograms.httpDuration];
+
+/**
+ * The duration histograms as one metric reader sees them: cumulative (Prometheus; OTLP by default)
+ * or delta (an OTLP exporter preferring delta), with the series, start times, min/max and sums the
+ * SDK's own histograms reported for that temporality. One per reader; give them all to
+ * {@link bindMeter}.
+ */
+export class HistogramReader {
+  /** This reader's window in each series (delta only); set by bindMeter. */
+  window = -1;
+  private lastCollection = NaN;
+  /** Delta: bucket counts at the last collection, per series. */
+  private readonly counted = new Map<HistogramSeries, number[]>();
+  /** Delta: the series of the previous report (their start is the previous collection). */
+  private previous = new Set<HistogramSeries>();
+
+  constructor(readonly temporality: AggregationTemporality) {}
+
+  /** The histograms with data, as of `now` (epoch ms); a delta reader's interval ends here. */
+  collect(now = Date.now()): HistogramMetricData[] {
+    const endTime = millisToHrTime(now);
+    const out: HistogramMetricData[] = [];
+    const reported = new Set<HistogramSeries>();
+    for (const h of allHistograms) {
+      const dataPoints: HistogramMetricData["dataPoints"] = [];
+      for (const s of h.series) {
+        const point = this.temporality === AggregationTemporality.DELTA ? this.deltaPoint(s, endTime) : cumulativePoint(s, endTime);
+        if (!point) continue;
+        dataPoints.push(point);
+        reported.add(s);
+      }
+      if (dataPoints.length > 0) out.push({ descriptor: h.descriptor, aggregationTemporality: this.temporality, dataPointType: DataPointType.HISTOGRAM, dataPoints });
+    }
+    this.previous = reported;
+    this.lastCollection = now;
+    return out;
+  }
+
+  private deltaPoint(s: HistogramSeries, endTime: HrTime): HistogramMetricData["dataPoints"][number] | undefined {
+    const w = s.windows;
+    const k = this.window * WINDOW;
+    if (k < 0 || k >= w.length || w[k] !== w[k]) return undefined;
+    const before = this.counted.get(s);
+    const counts = s.counts.slice();
+    this.counted.set(s, counts);
+    const delta = before ? counts.map((n, i) => n - before[i]) : counts.slice();
+    const point = {
+      attributes: s.labels,
+      // The SDK's rule: a series reported last time starts where that interval ended, a new one at its first value.
+      startTime: millisToHrTime(this.previous.has(s) ? this.lastCollection : w[k]),
+      endTime,
+      value: {
+        min: w[k + 1],
+        max: w[k + 2],
+        sum: w[k + 3],
+        buckets: { boundaries: DURATION_BUCKETS_SECONDS, counts: delta },
+        count: delta.reduce((a, b) => a + b, 0),
+      },
+    };
+    w[k] = NaN;
+    return point;
+  }
+
+  /**
+   * Adds the histograms to `rm` (a collection of the SDK's), in the metrics of `scope` where the
+   * SDK listed its own histograms: right after the metrics created before them.
+   */
+  addTo(rm: ResourceMetrics, scope: InstrumentationScope, now = Date.now()): void {
+    const histograms = this.collect(now);
+    if (histograms.length === 0) return;
+    let sm = rm.scopeMetrics.find((x) => x.scope.name === scope.name && x.scope.version === scope.version && x.scope.schemaUrl === scope.schemaUrl);
+    if (!sm) rm.scopeMetrics.push((sm = { scope, metrics: [] }));
+    const rank = (m: MetricData) => {
+      const i = CREATION_ORDER.indexOf(m.descriptor.name);
+      return i < 0 ? Infinity : i;
+    };
+    const metrics = sm.metrics as MetricData[];
+    for (const h of histograms) {
+      const r = rank(h);
+      const at = metrics.findIndex((m) => rank(m) > r);
+      metrics.splice(at < 0 ? metrics.length : at, 0, h);
+    }
+  }
+}
+
+function cumulativePoint(s: HistogramSeries, endTime: HrTime): HistogramMetricData["dataPoints"][number] {
+  const seen = s.count > 0;
+  return {
+    attributes: s.labels,
+    startTime: millisToHrTime(s.startTime),
+    endTime,
+    value: {
+      min: seen ? s.min : undefined,
+      max: seen ? s.max : undefined,
+      sum: s.sum,
+      buckets: { boundaries: DURATION_BUCKETS_SECONDS, counts: s.counts.slice() },
+      count: s.count,
+    },
+  };
+}
+
+/**
+ * The series of one histogram for fixed label values, resolved on first use and again after the
+ * histogram re-attaches to a new SDK.
+ */
+class HistogramSlot {
+  private series: HistogramSeries | undefined;
+  private generation = -1;
+
+  constructor(
+    private readonly histogram: CallHistogram,
+    private readonly values: readonly string[],
+  ) {}
+
+  record(seconds: number): void {
+    if (seconds < 0) {
+      diag.warn(`negative value provided to histogram ${this.histogram.name}: ${seconds}`);
+      return;
+    }
+    if (this.generation !== this.histogram.generation) {
+      this.generation = this.histogram.generation;
+      this.series = this.histogram.entry(this.values);
+    }
+    this.series!.record(seconds);
+  }
+}
 
 /** Something an observable metric reads at scrape time. */
 interface Source {
@@ -207,9 +465,18 @@ function attachObservable(m: Meter, name: string, o: Observed): void {
   });
 }
 
-/** Binds the API to a meter (startTelemetry) or unbinds it (shutdown). Internal to mesh/telemetry. */
-export function bindMeter(m: Meter | undefined): void {
+/**
+ * Binds the API to a meter (startTelemetry) or unbinds it (shutdown), with one HistogramReader per
+ * metric reader of the meter's provider. Unbinding keeps the histograms' data: the provider's
+ * shutdown still exports it. Internal to mesh/telemetry.
+ */
+export function bindMeter(m: Meter | undefined, histogramReaders: readonly HistogramReader[] = []): void {
   meter = m;
+  if (m) {
+    let deltaReaders = 0;
+    for (const r of histogramReaders) r.window = r.temporality === AggregationTemporality.DELTA ? deltaReaders++ : -1;
+    for (const h of allHistograms) h.attach(deltaReaders);
+  }
   instruments = m ? createInstruments(m) : undefined;
   if (m) for (const [name, o] of observed) attachObservable(m, name, o);
 }
@@ -279,12 +546,12 @@ export interface CallRecorder {
 
 /**
  * Everything that depends only on (side, target, service, method), resolved once: the rolling
- * series, the request counter's series per code and the duration histogram's attributes.
+ * series, the request counter's series per code and the duration histogram's series.
  */
 class MethodMetrics implements CallRecorder {
   private rolling: RollingSeries | undefined;
   private readonly counters: CounterSlots;
-  private readonly attributes: Attributes;
+  private readonly durations: HistogramSlot;
 
   constructor(
     private readonly kind: "server" | "client",
@@ -293,7 +560,8 @@ class MethodMetrics implements CallRecorder {
     private readonly target?: string,
   ) {
     this.counters = new CounterSlots(kind === "server" ? rpcCounters.serverRequests : rpcCounters.clientRequests, target === undefined ? [service, method] : [target, service, method]);
-    this.attributes = target === undefined ? { service, method } : { target, service, method };
+    const labels = target === undefined ? [service, method] : [target, service, method];
+    this.durations = new HistogramSlot(kind === "server" ? callHistograms.serverDuration : callHistograms.clientDuration, labels);
   }
 
   record(code: Code | undefined, durationMs: number | undefined): void {
@@ -301,8 +569,7 @@ class MethodMetrics implements CallRecorder {
     (this.rolling ??= rollingStats.series(this.kind, this.service, this.method, this.target)).record(c, code !== undefined, durationMs);
     if (!instruments) return;
     this.counters.inc(code ?? 0, c);
-    // The SDK keys the series by hashing the attributes on every record; the object at least is reused.
-    if (durationMs !== undefined) (this.kind === "server" ? instruments.serverDuration : instruments.clientDuration).record(ms(durationMs), this.attributes);
+    if (durationMs !== undefined) this.durations.record(ms(durationMs));
   }
 }
 
@@ -310,11 +577,11 @@ const ms = (s: number) => s / 1000;
 
 /**
  * What `httpRequest` needs per (method, route), resolved on its first request: the rolling series,
- * the histogram's attribute object and the counter series by status.
+ * the histogram series and the counter series by status.
  */
 interface HttpSeries {
   rolling: RollingSeries;
-  durationAttributes: Attributes;
+  durations: HistogramSlot;
   /** `http_server_requests_total` by status code. */
   counters: CounterSlots;
 }
@@ -329,7 +596,7 @@ function httpSeries(method: string, route: string): HttpSeries {
   let byRoute = httpSeriesByMethod.get(method);
   let s = byRoute?.get(route);
   if (s) return s;
-  s = { rolling: rollingStats.series("http", "http", `${method} ${route}`), durationAttributes: { method, route }, counters: new CounterSlots(httpRequestCounter, [method, route]) };
+  s = { rolling: rollingStats.series("http", "http", `${method} ${route}`), durations: new HistogramSlot(callHistograms.httpDuration, [method, route]), counters: new CounterSlots(httpRequestCounter, [method, route]) };
   if (httpSeriesCount < MAX_HTTP_SERIES) {
     if (!byRoute) httpSeriesByMethod.set(method, (byRoute = new Map()));
     byRoute.set(route, s);
@@ -375,8 +642,7 @@ export const meshMetrics = {
     s.rolling.record(code, status >= 500, durationMs);
     if (!instruments) return;
     s.counters.inc(status, code);
-    // The SDK still hashes these attributes per record (the object at least is reused).
-    instruments.httpDuration.record(ms(durationMs), s.durationAttributes);
+    s.durations.record(ms(durationMs));
   },
 
   /** An event delivered again (deliveryCount > 1). */

@@ -4,12 +4,20 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from "@opentelemetry/resources";
-import { ConsoleMetricExporter, MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type PushMetricExporter } from "@opentelemetry/sdk-metrics";
+import {
+  AggregationTemporality,
+  ConsoleMetricExporter,
+  InstrumentType,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+  type IMetricReader,
+  type PushMetricExporter,
+} from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
 import { ambientStorage, keepDeadlineScope } from "../deadline/index.js";
 import { createLogger, spanLogProcessor, type Logger } from "./logging.js";
-import { bindMeter } from "./metrics.js";
+import { bindMeter, HistogramReader } from "./metrics.js";
 import { TRACER_NAME } from "./rpc-tracing.js";
 import { SpanRing, type SpanRecord } from "./span-ring.js";
 
@@ -153,6 +161,29 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): nu
   return n;
 }
 
+// Our meter's instrumentation scope, as the SDK names it (getMeter's version defaults to "").
+const METER_SCOPE = { name: TRACER_NAME, version: "", schemaUrl: undefined };
+
+/**
+ * `exporter` with the per-call duration histograms added to every export, in our meter's scope
+ * (they are aggregated outside the SDK, see HistogramReader), at the temporality the exporter asks
+ * the reader for.
+ */
+function withCallHistograms(exporter: PushMetricExporter, histograms: HistogramReader[]): PushMetricExporter {
+  const reader = new HistogramReader(exporter.selectAggregationTemporality?.(InstrumentType.HISTOGRAM) ?? AggregationTemporality.CUMULATIVE);
+  histograms.push(reader);
+  return {
+    export(metrics, done) {
+      reader.addTo(metrics, METER_SCOPE);
+      exporter.export(metrics, done);
+    },
+    forceFlush: () => exporter.forceFlush(),
+    shutdown: () => exporter.shutdown(),
+    selectAggregationTemporality: exporter.selectAggregationTemporality?.bind(exporter),
+    selectAggregation: exporter.selectAggregation?.bind(exporter),
+  };
+}
+
 /**
  * The propagator OTEL_PROPAGATORS asks for (comma-separated: tracecontext, baggage, b3, b3multi,
  * none); default W3C trace context + baggage. Unknown names fail fast naming the variable.
@@ -209,12 +240,16 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
   // Scope labels off: every series would carry otel_scope_name="meshwork" for nothing.
   const serializer = new PrometheusSerializer(undefined, false, undefined, false, true);
   const metricReaders: IMetricReader[] = [prometheus];
+  const promHistograms = new HistogramReader(AggregationTemporality.CUMULATIVE);
+  const histogramReaders = [promHistograms];
   if (metricExporters.length > 0) {
     // 15 s: Prometheus' usual scrape interval, so pushed and scraped series have the same resolution.
     const exportIntervalMillis = positiveInt(env, "OTEL_METRIC_EXPORT_INTERVAL", 15_000);
     for (const e of metricExporters) {
       const exporter = e === "console" ? new ConsoleMetricExporter() : otlpMetricExporter(otlpProtocol(env, "METRICS"));
-      metricReaders.push(new PeriodicExportingMetricReader({ exporter, exportIntervalMillis, exportTimeoutMillis: Math.min(exportIntervalMillis, 10_000) }));
+      metricReaders.push(
+        new PeriodicExportingMetricReader({ exporter: withCallHistograms(exporter, histogramReaders), exportIntervalMillis, exportTimeoutMillis: Math.min(exportIntervalMillis, 10_000) }),
+      );
     }
   }
 
@@ -233,7 +268,7 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
     if (propagator) propagation.setGlobalPropagator(propagator);
     trace.setGlobalTracerProvider(tracerProvider);
     metrics.setGlobalMeterProvider(meterProvider);
-    bindMeter(meterProvider.getMeter(TRACER_NAME));
+    bindMeter(meterProvider.getMeter(TRACER_NAME), histogramReaders);
   }
 
   let stopped: Promise<void> | undefined;
@@ -247,6 +282,7 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
     async prometheusText() {
       if (disabled || stopped) return "# telemetry is not running\n";
       const { resourceMetrics, errors } = await prometheus.collect();
+      promHistograms.addTo(resourceMetrics, METER_SCOPE);
       // "# UNIT" is OpenMetrics, not the 0.0.4 text format we declare; the unit is in the name.
       let text = serializer.serialize(resourceMetrics).replace(/^# UNIT .*\n/gm, "");
       if (errors.length > 0) text += `\n# ${errors.length} metric callbacks failed\n`;
