@@ -1,5 +1,5 @@
 import type { DescMethodStreaming, DescMethodUnary, DescService, Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextKey, type HandlerContext, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import type { IncomingHttpHeaders } from "node:http";
 import { IDENTITY_HEADER, signIdentity, type Identity, type IdentityKey } from "../mesh/auth/index.js";
 import { bearerToken, requireScopes, type TokenVerifier } from "./auth.js";
@@ -134,11 +134,18 @@ export class GatewayCore {
   /** Forwards a unary call; rejects with a client-safe ConnectError. */
   async unary(route: GatewayMethod, input: Message, admission: Admission, signal: AbortSignal): Promise<Message> {
     try {
-      const res = await this.transport(route.service).unary(route.method as DescMethodUnary, signal, admission.timeoutMs, admission.header, input);
-      return res.message;
+      return (await this.send(route, input, admission, signal)).message;
     } catch (e) {
-      throw publicError(abortReason(signal) ?? e);
+      throw forwardError(e, signal);
     }
+  }
+
+  /**
+   * {@link unary} without its async layer: the transport's own promise. Its rejection (or a throw)
+   * is not client-safe yet: pass it through {@link forwardError}.
+   */
+  send(route: GatewayMethod, input: Message, admission: Admission, signal: AbortSignal): Promise<UnaryResponse> {
+    return this.transport(route.service).unary(route.method as DescMethodUnary, signal, admission.timeoutMs, admission.header, input);
   }
 
   /** Opens a server stream; the iterable rejects with client-safe ConnectErrors. */
@@ -188,6 +195,11 @@ export class GatewayCore {
     this.signed.set(token, { jws, untilMs: now + IDENTITY_REUSE_MS });
     return jws;
   }
+}
+
+/** The client-safe error of a failed backend call made with `signal`. */
+export function forwardError(e: unknown, signal: AbortSignal): ConnectError {
+  return publicError(abortReason(signal) ?? e);
 }
 
 /**

@@ -27,6 +27,8 @@ export interface RestRoute {
   bodyField?: DescField;
   /** Literal characters in the template: more literal wins when two templates match. */
   specificity: number;
+  /** The template's literal start (up to its first field): a path without it cannot match. */
+  prefix: string;
   /** Path parameter values (percent-decoded) if `path` matches, else undefined. */
   match(path: string): string[] | undefined;
 }
@@ -113,6 +115,7 @@ export function compileRoute(method: DescMethod, verb: string, template: string,
     pathFields,
     bodyField,
     specificity: literal,
+    prefix: template.split("{")[0],
     match(path) {
       const m = re.exec(path);
       if (!m) return undefined;
@@ -132,15 +135,16 @@ export type RestMatch =
 /** Matches (verb, path) against every route; throws URIError for a malformed percent-escape. */
 export function matchRest(methods: readonly GatewayMethod[], verb: string, path: string): RestMatch {
   let best: { route: GatewayMethod; params: string[] } | undefined;
-  const allow = new Set<string>();
+  let allow: Set<string> | undefined;
   for (const m of methods) {
-    if (!m.rest) continue;
+    // The prefix test spares most routes their regular expression.
+    if (!m.rest || !path.startsWith(m.rest.prefix)) continue;
     const params = m.rest.match(path);
     if (!params) continue;
-    allow.add(m.rest.verb);
+    (allow ??= new Set()).add(m.rest.verb);
     if (m.rest.verb === verb && (!best || m.rest.specificity > best.route.rest!.specificity)) best = { route: m, params };
   }
   if (best) return { kind: "found", ...best };
-  if (allow.size > 0) return { kind: "method-not-allowed", allow: [...allow].sort() };
+  if (allow !== undefined) return { kind: "method-not-allowed", allow: [...allow].sort() };
   return { kind: "none" };
 }

@@ -1,6 +1,7 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { Etcd3 } from "etcd3";
+import * as net from "node:net";
 import { CatalogService } from "../gen/catalog/v1/catalog_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { identityMiddleware } from "../mesh/auth/index.js";
@@ -121,6 +122,34 @@ describe("the gateway as a mesh process", () => {
       service: "gateway",
     });
     expect(typeof accessLine(requestId)!.duration_ms).toBe("number");
+  });
+
+  it.each([
+    ["headers and body in one write", false],
+    ["the body in a later write", true],
+  ])("keeps the server span as the client span's parent on an anonymous Connect JSON call (%s)", async (_n, split) => {
+    // Anonymous: admission needs no wait, so the body read is all that separates the handler from
+    // the backend call; the body's events fire outside the request's context.
+    const traceId = split ? "5bf92f3577b34da6a3ce929d0e0e4738" : "5bf92f3577b34da6a3ce929d0e0e4737";
+    const body = JSON.stringify({ id: "p2" });
+    const head = `POST ${GET_PRODUCT} HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\ntraceparent: 00-${traceId}-00f067aa0ba902b8-01\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
+    const socket = net.connect(running.port, "127.0.0.1");
+    let answer = "";
+    socket.on("data", (d: Buffer) => (answer += d.toString()));
+    const closed = new Promise((resolve) => socket.on("close", resolve));
+    if (split) {
+      socket.write(head);
+      await waitFor(() => socket.bytesWritten >= head.length, { what: "the headers sent", timeoutMs: 2_000 });
+      socket.write(body);
+    } else {
+      socket.write(head + body);
+    }
+    await closed;
+    expect(answer.startsWith("HTTP/1.1 200")).toBe(true);
+    await waitFor(() => spansOf(traceId).length >= 3, { what: "the call's spans", timeoutMs: 5_000 });
+    const server = spansOf(traceId).find((s) => s.kind === "server" && s.name === `POST ${GET_PRODUCT}`)!;
+    const client = spansOf(traceId).find((s) => s.kind === "client")!;
+    expect(client.parentSpanId).toBe(server.spanId);
   });
 
   it("starts a trace for a REST call without traceparent and names the span by the route template", async () => {

@@ -16,6 +16,32 @@ function codeOf(fn: () => unknown): Code | undefined {
 }
 
 describe("REST route matching", () => {
+  it("finds what trying every route's pattern finds (the prefix test only skips)", () => {
+    const everyRoute = (verb: string, path: string) => {
+      const hits = methods.filter((m) => m.rest?.match(path));
+      const same = hits.filter((m) => m.rest!.verb === verb).sort((x, y) => y.rest!.specificity - x.rest!.specificity);
+      if (same.length > 0) return { kind: "found", route: same[0].rpcPath, params: same[0].rest!.match(path) };
+      if (hits.length > 0) return { kind: "method-not-allowed", allow: [...new Set(hits.map((m) => m.rest!.verb))].sort() };
+      return { kind: "none" };
+    };
+    const paths = new Set<string>(["/", "", "/v1", "/v1/", "/v1/products/", "/v1/products//x", "/v1/orders/a%2Fb:cancel", "/v1/orders/o1:cancel:watch", "/V1/products"]);
+    for (const m of methods) {
+      if (!m.rest) continue;
+      const t = m.rest.template;
+      for (const v of ["p1", "o%201", "a:b", ""]) {
+        const p = t.replace(/\{[^}]*\}/g, v);
+        for (const q of [p, `${p}/`, `${p}x`, p.slice(0, -1), `/x${p}`]) paths.add(q);
+      }
+    }
+    for (const path of paths) {
+      for (const verb of ["GET", "POST", "DELETE", "PATCH"]) {
+        const got = matchRest(methods, verb, path);
+        const simple = got.kind === "found" ? { kind: "found", route: got.route.rpcPath, params: got.params } : got;
+        expect([verb, path, simple]).toEqual([verb, path, everyRoute(verb, path)]);
+      }
+    }
+  });
+
   it.each([
     ["GET", "/v1/products", "ListProducts", []],
     ["GET", "/v1/products/p-1", "GetProduct", ["p-1"]],

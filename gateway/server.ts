@@ -1,8 +1,9 @@
-import { fromBinary, fromJson, toJsonString, type DescService, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { fromBinary, toJsonString, type DescService, type JsonValue, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, cors as connectCors, createConnectRouter, createContextValues, type ContextValues } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { errorToJson, parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import { context, type Context } from "@opentelemetry/api";
 import type { JSONWebKeySet } from "jose";
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
@@ -19,7 +20,8 @@ import type { Logger } from "../mesh/telemetry/index.js";
 import { TokenVerifier, type JwtOptions } from "./auth.js";
 import { CONFIG_DEFAULTS, type GatewayConfig } from "./config.js";
 import { grpcErrorHeaders, jsonErrorResponse, publicError } from "./errors.js";
-import { forwardingHandlers, GatewayCore, REQUEST_INFO, type DeadlineOptions, type RequestInfo, type TransportFactory } from "./forward.js";
+import { messageFromJsonValue, messageToJsonString } from "./json-codec.js";
+import { forwardError, forwardingHandlers, GatewayCore, REQUEST_INFO, type Admission, type DeadlineOptions, type RequestInfo, type TransportFactory } from "./forward.js";
 import { exposedMethods, GATEWAY_SERVICES, matchRest, type GatewayMethod } from "./methods.js";
 import { openApiDocument } from "./openapi.js";
 import { RateLimiter } from "./rate-limit.js";
@@ -216,7 +218,7 @@ export function build(deps: GatewayDeps): Gateway {
     const rpc = rpcs.get(path);
     if (rpc) {
       t.setRoute(path, grpc ? { ...rpc.rpc, system: contentType.startsWith("application/grpc-web") ? "grpc_web" : "grpc" } : rpc.rpc);
-      return serveRpc(req, res, rpc.handler, rpc.route, contentType, grpc, info);
+      return serveRpc(req, res, rpc.handler, rpc.route, contentType, grpc, info, t);
     }
     if (grpc) return sendGrpcError(res, new ConnectError(`no method ${path.slice(0, 200)}`, Code.Unimplemented), contentType);
     if (path === "/openapi.json" || path === "/healthz") {
@@ -236,7 +238,7 @@ export function build(deps: GatewayDeps): Gateway {
     }
     if (match.kind === "found") {
       t.setRoute(match.route.rest!.template);
-      return serveRest(req, res, match.route, match.params, query, info);
+      return serveRest(req, res, match.route, match.params, query, info, t);
     }
     if (match.kind === "method-not-allowed") throw methodNotAllowed(req.method, path, match.allow);
     throw new HttpError(404, new ConnectError(`no route for ${String(req.method).slice(0, 16)} ${path.slice(0, 200)}`, Code.Unimplemented));
@@ -254,7 +256,7 @@ export function build(deps: GatewayDeps): Gateway {
     res.end();
   }
 
-  function serveRpc(req: Req, res: Res, handler: UniversalHandler, route: GatewayMethod | undefined, contentType: string, grpc: boolean, info: RequestInfo): Promise<void> | void {
+  function serveRpc(req: Req, res: Res, handler: UniversalHandler, route: GatewayMethod | undefined, contentType: string, grpc: boolean, info: RequestInfo, t: HttpRequestTrace): Promise<void> | void {
     const method = req.method ?? "";
     if (!handler.allowedMethods.includes(method)) {
       if (grpc) return sendGrpcError(res, new ConnectError(`HTTP method ${method.slice(0, 16)} not allowed`, Code.Unimplemented), contentType);
@@ -286,7 +288,7 @@ export function build(deps: GatewayDeps): Gateway {
       throw new HttpError(415, new ConnectError(`content encoding "${streamEncoding.slice(0, 50)}" is not supported; use gzip, br or identity`, Code.InvalidArgument));
     }
     if (fastPath && route && !route.streaming && method === "POST" && JSON_CT.test(contentType)) {
-      return fastUnaryConnect(req, res, route, info);
+      return fastUnaryConnect(req, res, route, info, t);
     }
     return serveRpcBody(req, res, handler, route, method, contentType, info, capMs);
   }
@@ -305,28 +307,98 @@ export function build(deps: GatewayDeps): Gateway {
     return runUniversal(handler, preReadRequest(req, res, body, info), res, capMs);
   }
 
-  /** Connect unary JSON without connect-node; refusals before forwarding (body limits, encodings) reject as on the general path. */
-  async function fastUnaryConnect(req: Req, res: Res, route: GatewayMethod, info: RequestInfo) {
-    const body = await readDecodedBody(req, bodyLimit);
-    served.fast++;
-    try {
-      const timeout = parseTimeout(header(req, "connect-timeout-ms") ?? null, Number.MAX_SAFE_INTEGER);
-      if (timeout.error) throw timeout.error;
-      const input = parseJsonMessage(route, body);
-      const admission = await core.admit(route, header(req, "authorization"), info, timeout.timeoutMs, req.headers);
-      const output = await core.unary(route, input, admission, callSignal(req, res));
-      sendJson(res, 200, toJsonString(route.method.output, output));
-    } catch (e) {
-      sendJsonError(res, publicError(e));
+  /** Connect unary JSON without connect-node; refusals before forwarding (body limits, encodings) answer as on the general path. */
+  function fastUnaryConnect(req: Req, res: Res, route: GatewayMethod, info: RequestInfo, t: HttpRequestTrace): void {
+    readDecodedBodyInto(req, bodyLimit, new FastCall(req, res, route, info, t, context.active()));
+  }
+
+  function startWithBody(call: FastCall, body: Buffer): void {
+    call.start(undefined, body);
+  }
+
+  /**
+   * One unary call on the fast path (Connect JSON or REST): the body, the admission and the
+   * backend's answer continue on this object, so a call costs the transport's promise and one
+   * `then` instead of four async layers (each promise pays the AsyncLocalStorage hook).
+   */
+  class FastCall implements BodySink {
+    constructor(
+      private readonly req: Req,
+      private readonly res: Res,
+      private readonly route: GatewayMethod,
+      private readonly info: RequestInfo,
+      private readonly t: HttpRequestTrace,
+      /** The request's context (its span) when the body is read: "end" fires outside it. */
+      private readonly ctx?: Context,
+    ) {}
+
+    /** The Connect body arrived; refusals before this point were answered as on the general path. */
+    body(body: Buffer): void {
+      context.with(this.ctx!, startWithBody, undefined, this, body);
+    }
+
+    /** The body could not be read: the refusal the general path gives (413, 415, …). */
+    error(e: unknown): void {
+      fail(this.req, this.res, this.t, e);
+    }
+
+    /** Decodes the input (REST: from `json`; Connect: from `body`), admits and forwards. */
+    start(json: JsonValue | undefined, body: Buffer | undefined): void {
+      served.fast++;
+      const { req, route } = this;
+      try {
+        const timeout = parseTimeout(header(req, "connect-timeout-ms") ?? null, Number.MAX_SAFE_INTEGER);
+        if (timeout.error) throw timeout.error;
+        const input = body !== undefined ? parseJsonMessage(route, body) : messageFromJson(route, json!);
+        const admission = core.admit(route, header(req, "authorization"), this.info, timeout.timeoutMs, req.headers);
+        if (admission instanceof Promise) {
+          admission.then(
+            (a) => this.forward(input, a),
+            (e: unknown) => this.failed(e),
+          );
+        } else {
+          this.forward(input, admission);
+        }
+      } catch (e) {
+        this.failed(e);
+      }
+    }
+
+    private forward(input: Message, admission: Admission): void {
+      const signal = callSignal(this.req, this.res);
+      try {
+        core.send(this.route, input, admission, signal).then(
+          (r) => this.answer(r.message),
+          (e: unknown) => this.failed(forwardError(e, signal)),
+        );
+      } catch (e) {
+        this.failed(forwardError(e, signal));
+      }
+    }
+
+    private answer(output: Message): void {
+      try {
+        sendJson(this.res, 200, messageToJsonString(this.route.method.output, output));
+      } catch (e) {
+        this.failed(e);
+      }
+    }
+
+    private failed(e: unknown): void {
+      try {
+        sendJsonError(this.res, publicError(e));
+      } catch (e2) {
+        fail(this.req, this.res, this.t, e2);
+      }
     }
   }
 
-  function serveRest(req: Req, res: Res, route: GatewayMethod, params: string[], query: string, info: RequestInfo): Promise<void> {
-    if (hasBody(req)) return serveRestBody(req, res, route, params, query, info);
-    return forwardRest(req, res, route, restRequestJson(route, params, query, undefined), info);
+  function serveRest(req: Req, res: Res, route: GatewayMethod, params: string[], query: string, info: RequestInfo, t: HttpRequestTrace): Promise<void> | void {
+    if (hasBody(req)) return serveRestBody(req, res, route, params, query, info, t);
+    return forwardRest(req, res, route, restRequestJson(route, params, query, undefined), info, t);
   }
 
-  async function serveRestBody(req: Req, res: Res, route: GatewayMethod, params: string[], query: string, info: RequestInfo) {
+  async function serveRestBody(req: Req, res: Res, route: GatewayMethod, params: string[], query: string, info: RequestInfo, t: HttpRequestTrace) {
     let bodyJson: JsonValue | undefined;
     const body = await readDecodedBody(req, bodyLimit);
     if (body.length > 0) {
@@ -334,12 +406,12 @@ export function build(deps: GatewayDeps): Gateway {
       if (!JSON_CT.test(ct)) throw new HttpError(415, new ConnectError(`content type "${ct.slice(0, 100)}" is not supported; send application/json`, Code.InvalidArgument));
       bodyJson = parseJson(body);
     }
-    return forwardRest(req, res, route, restRequestJson(route, params, query, bodyJson), info);
+    return forwardRest(req, res, route, restRequestJson(route, params, query, bodyJson), info, t);
   }
 
-  function forwardRest(req: Req, res: Res, route: GatewayMethod, json: JsonValue, info: RequestInfo): Promise<void> {
+  function forwardRest(req: Req, res: Res, route: GatewayMethod, json: JsonValue, info: RequestInfo, t: HttpRequestTrace): Promise<void> | void {
     if (route.streaming) return serveSse(req, res, route, json, info);
-    if (fastPath) return fastUnaryRest(req, res, route, json, info);
+    if (fastPath) return new FastCall(req, res, route, info, t).start(json, undefined);
     // General path: transcode to a Connect unary JSON call and let connect-node serve it.
     const rpc = rpcs.get(route.rpcPath)!;
     const ureq = preReadRequest(req, res, Buffer.from(JSON.stringify(json)), info);
@@ -347,20 +419,6 @@ export function build(deps: GatewayDeps): Gateway {
     ureq.url = `http://gateway${route.rpcPath}`;
     ureq.header.set("content-type", "application/json");
     return runUniversal(rpc.handler, ureq, res, deadlines.maxMs);
-  }
-
-  async function fastUnaryRest(req: Req, res: Res, route: GatewayMethod, json: JsonValue, info: RequestInfo) {
-    served.fast++;
-    try {
-      const timeout = parseTimeout(header(req, "connect-timeout-ms") ?? null, Number.MAX_SAFE_INTEGER);
-      if (timeout.error) throw timeout.error;
-      const input = messageFromJson(route, json);
-      const admission = await core.admit(route, header(req, "authorization"), info, timeout.timeoutMs, req.headers);
-      const output = await core.unary(route, input, admission, callSignal(req, res));
-      sendJson(res, 200, toJsonString(route.method.output, output));
-    } catch (e) {
-      sendJsonError(res, publicError(e));
-    }
   }
 
   async function serveSse(req: Req, res: Res, route: GatewayMethod, json: JsonValue, info: RequestInfo) {
@@ -596,7 +654,7 @@ function parseJsonMessage(route: GatewayMethod, body: Buffer): Message {
 
 function messageFromJson(route: GatewayMethod, json: JsonValue): Message {
   try {
-    return fromJson(route.method.input, json, { ignoreUnknownFields: false });
+    return messageFromJsonValue(route.method.input, json);
   } catch (e) {
     throw new ConnectError(`cannot decode ${route.method.input.typeName} from JSON: ${(e as Error).message.slice(0, 300)}`, Code.InvalidArgument);
   }
@@ -604,16 +662,35 @@ function messageFromJson(route: GatewayMethod, json: JsonValue): Message {
 
 /** Reads the whole request body, refusing more than `limit` bytes with 413 before buffering them. */
 function readBody(req: Req, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => readBodyInto(req, limit, { body: resolve, error: reject }));
+}
+
+/** Where a body being read ends up: its bytes, or why it could not be read. */
+interface BodySink {
+  body(b: Buffer): void;
+  error(e: unknown): void;
+}
+
+/** {@link readBody} without a promise: `sink` is told once, possibly before this returns. */
+function readBodyInto(req: Req, limit: number, sink: BodySink): void {
   const cl = Number(req.headers["content-length"]);
-  if (cl > limit) return Promise.reject(bodyTooLarge(limit));
-  return new Promise((resolve, reject) => {
-    const r = req as BodyReq;
-    r[BODY] = { chunks: [], size: 0, limit, resolve, reject };
-    req.on("data", onBodyData);
-    req.on("end", onBodyEnd);
-    req.on("error", onBodyError);
-    req.on("aborted", onBodyError);
-  });
+  if (cl > limit) return sink.error(bodyTooLarge(limit));
+  const r = req as BodyReq;
+  r[BODY] = { chunks: [], size: 0, limit, sink };
+  req.on("data", onBodyData);
+  req.on("end", onBodyEnd);
+  req.on("error", onBodyError);
+  req.on("aborted", onBodyError);
+}
+
+/** {@link readDecodedBody} without a promise for plain bodies (nearly all). */
+function readDecodedBodyInto(req: Req, limit: number, sink: BodySink): void {
+  const encoding = header(req, "content-encoding");
+  if (encoding === undefined || encoding === "identity") return readBodyInto(req, limit, sink);
+  readDecodedBody(req, limit).then(
+    (b) => sink.body(b),
+    (e: unknown) => sink.error(e),
+  );
 }
 
 const BODY = Symbol("meshwork.body");
@@ -622,8 +699,7 @@ interface BodyState {
   chunks: Buffer[];
   size: number;
   limit: number;
-  resolve(b: Buffer): void;
-  reject(e: unknown): void;
+  sink: BodySink;
 }
 type BodyReq = Req & { [BODY]?: BodyState };
 
@@ -647,7 +723,7 @@ function onBodyData(this: BodyReq, c: Buffer): void {
   if (b.size > b.limit) {
     stopReading(this);
     this.pause();
-    b.reject(bodyTooLarge(b.limit));
+    b.sink.error(bodyTooLarge(b.limit));
     return;
   }
   b.chunks.push(c);
@@ -655,11 +731,11 @@ function onBodyData(this: BodyReq, c: Buffer): void {
 
 function onBodyEnd(this: BodyReq): void {
   const b = stopReading(this);
-  b.resolve(b.chunks.length === 1 ? b.chunks[0] : Buffer.concat(b.chunks, b.size));
+  b.sink.body(b.chunks.length === 1 ? b.chunks[0] : Buffer.concat(b.chunks, b.size));
 }
 
 function onBodyError(this: BodyReq): void {
-  stopReading(this).reject(new ConnectError("request body was not received completely", Code.Canceled));
+  stopReading(this).sink.error(new ConnectError("request body was not received completely", Code.Canceled));
 }
 
 const SOCKET_ABORT = Symbol("meshwork.socketAbort");
