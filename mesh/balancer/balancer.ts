@@ -67,11 +67,14 @@ export class Balancer {
    * Picks an endpoint for the next attempt, avoiding `exclude` (endpoints already tried by this
    * call) when any other is available. Returns undefined when there are no endpoints at all.
    */
-  pick(exclude?: ReadonlySet<string>, now = Date.now()): string | undefined {
+  pick(exclude?: ReadonlySet<string>, at?: number): string | undefined {
     const all = this.keys;
     if (all.length === 0) return undefined;
     // The common case, one healthy endpoint and nothing to avoid: no candidate lists to build.
     if (all.length === 1 && (exclude === undefined || exclude.size === 0) && this.stats.get(all[0])!.ejectedUntil === 0) return all[0];
+    // Read the clock only past the fast path: ejection and load need it, the common case does not.
+    const now = at ?? Date.now();
+    // Candidates in order of preference: not avoided and available, not avoided, available, any.
     let candidates = all.filter((k) => !exclude?.has(k) && this.available(k, now));
     if (candidates.length === 0) candidates = all.filter((k) => !exclude?.has(k));
     if (candidates.length === 0) candidates = all.filter((k) => this.available(k, now));

@@ -1,12 +1,13 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { loadSync } from "@grpc/proto-loader";
 import { loadPackageDefinition, Server, ServerCredentials, type GrpcObject, type ServiceClientConstructor } from "@grpc/grpc-js";
 import { join } from "node:path";
 import { CatalogService, GetProductResponseSchema, ProductSchema } from "../../gen/catalog/v1/catalog_pb.js";
 import { InventoryService } from "../../gen/inventory/v1/inventory_pb.js";
 import { startTestGrpcServer } from "../testing/grpc-server.js";
-import { createMeshTransport, staticEndpoints, type MeshTransport } from "./index.js";
+import { setMetadataHeader } from "../grpc/index.js";
+import { createMeshTransport, outgoingMetadata, staticEndpoints, type MeshTransport } from "./index.js";
 
 type TestServer = Awaited<ReturnType<typeof startTestGrpcServer>>;
 const cleanup: Array<() => void> = [];
@@ -65,6 +66,37 @@ describe("mesh client over grpc-js", () => {
     const seen: number[] = [];
     for await (const m of client.watchStock({ productId: "p" })) seen.push(m.stock!.available);
     expect(seen).toEqual([0, 1, 2]);
+  });
+
+  it("sends the caller's headers and the interceptors' outgoing metadata, which wins on a shared name", async () => {
+    const seen: Array<Record<string, string | null>> = [];
+    const s = await startTestGrpcServer(CatalogService, {
+      getProduct(req, ctx) {
+        seen.push({ caller: ctx.requestHeader.get("x-caller"), stamp: ctx.requestHeader.get("x-stamp"), bin: ctx.requestHeader.get("x-token-bin") });
+        ctx.responseHeader.set("x-replica", "one");
+        ctx.responseTrailer.set("x-done", "yes");
+        return { product: { id: req.id } };
+      },
+    });
+    cleanup.push(s.close);
+    // Like the tracing interceptor: writes to the call's metadata, and to the headers where there is none.
+    const stamp: Interceptor = (next) => (req) => {
+      const md = outgoingMetadata(req);
+      if (md) setMetadataHeader(md, "x-stamp", "interceptor");
+      else req.header.set("x-stamp", "interceptor");
+      return next(req);
+    };
+    const client = createClient(CatalogService, transportFor([s.address], { interceptors: [stamp] }));
+    let header: Headers | undefined;
+    let trailer: Headers | undefined;
+    await client.getProduct({ id: "p" }, { onHeader: (h) => (header = h), onTrailer: (t) => (trailer = t) });
+    await client.getProduct({ id: "p" }, { headers: { "x-caller": "me", "x-stamp": "caller", "x-token-bin": Buffer.from([1, 2, 3]).toString("base64") } });
+    expect(seen).toEqual([
+      { caller: null, stamp: "interceptor", bin: null },
+      { caller: "me", stamp: "interceptor", bin: Buffer.from([1, 2, 3]).toString("base64") },
+    ]);
+    expect(header?.get("x-replica")).toBe("one");
+    expect(trailer?.get("x-done")).toBe("yes");
   });
 
   it("spreads load and sends ≤ 10 % of calls to a replica that is 50 ms slower", async () => {

@@ -1,9 +1,9 @@
-import { create, isMessage, type DescMessage, type DescMethod, type DescMethodStreaming, type DescMethodUnary, type Message, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, isMessage, type DescMessage, type DescMethod, type DescMethodStreaming, type DescMethodUnary, type DescService, type Message, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
   createContextKey,
-  createContextValues,
+  type ContextKey,
   type ContextValues,
   type Interceptor,
   type StreamRequest,
@@ -12,8 +12,10 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
+import { Metadata } from "@grpc/grpc-js";
 import { Balancer, type BalancerOptions, type Outcome } from "../balancer/index.js";
-import { AttemptError, methodPath, NEVER_ABORTED, serverStreamCall, unaryCall } from "../grpc/index.js";
+import { startUnaryCall, type UnaryCallListener } from "../grpc/client-call.js";
+import { AttemptError, headersToMetadata, metadataToHeaders, methodPath, NEVER_ABORTED, serverStreamCall } from "../grpc/index.js";
 import { ChannelPool } from "./channel-pool.js";
 import type { EndpointSource } from "./endpoints.js";
 
@@ -36,7 +38,10 @@ export interface AttemptInfo {
 
 /**
  * Resilience hooks of a transport (the policy layer implements them). All optional: without a
- * policy a call makes exactly one attempt and uses the caller's timeout.
+ * policy a call makes exactly one attempt and uses the caller's timeout. `timeoutMs`, `signal`
+ * and the first `begin` run in the caller's async context; the hooks after an attempt run from
+ * grpc-js callbacks, outside it: a hook finds its call through {@link hookCallValues}, not
+ * through AsyncLocalStorage.
  */
 export interface CallPolicy {
   /** Timeout for a call from the caller's request (deadline propagation and method defaults). */
@@ -100,6 +105,38 @@ export function hookCallValues(): ContextValues | undefined {
 /** Carries the caller's timeout through interceptors (they may copy the request object). */
 const TIMEOUT_KEY = createContextKey<number | undefined>(undefined, { description: "meshwork call timeout" });
 
+/** Where a mesh request carries its outgoing grpc metadata (a symbol: spreading the request keeps it). */
+const OUTGOING = Symbol("meshwork outgoing metadata");
+
+type MeshRequest = (UnaryRequest | StreamRequest) & { [OUTGOING]?: Metadata };
+
+/**
+ * The grpc metadata a request of a mesh transport is sent with, for interceptors to write to
+ * instead of `req.header` (the tracing interceptor injects the trace context here): a fetch
+ * `Headers` validates each write and sorts on every read, and the transport would convert it to
+ * metadata on each call. Entries set here replace header entries of the same name. Undefined for
+ * requests of other transports: write to `req.header` then. Write with {@link setMetadataHeader}
+ * for the same rules as headers.
+ */
+export function outgoingMetadata(req: UnaryRequest | StreamRequest): Metadata | undefined {
+  return (req as MeshRequest)[OUTGOING];
+}
+
+/** A call's grpc metadata: the request's headers, overlaid with its outgoing metadata. */
+function callMetadata(header: Headers, outgoing: Metadata | undefined): Metadata {
+  // The usual case, no headers (the caller passed none, interceptors wrote to the outgoing
+  // metadata): nothing to convert. grpc-js copies the metadata when a call starts.
+  if (header.keys().next().done) return outgoing ?? new Metadata();
+  const md = headersToMetadata(header);
+  if (outgoing) {
+    for (const key of Object.keys(outgoing.getMap())) {
+      md.remove(key);
+      for (const v of outgoing.get(key)) md.add(key, v);
+    }
+  }
+  return md;
+}
+
 /** Codes that say the endpoint (not the request) is unhealthy; they feed outlier ejection. */
 const ENDPOINT_FAILURE = new Set<Code>([Code.Unavailable, Code.Internal, Code.Unknown, Code.DataLoss]);
 
@@ -137,6 +174,302 @@ function waitMs(ms: number, signal: AbortSignal | undefined): Promise<void> {
     };
     signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/** What the attempts of a logical call need from their transport. */
+interface TransportCore {
+  readonly balancer: Balancer;
+  readonly policy: CallPolicy;
+  readonly serviceName: string;
+  readonly pool: ChannelPool;
+}
+
+type Completion = ReturnType<NonNullable<CallPolicy["begin"]>>;
+
+/**
+ * One logical call: runs attempts until one succeeds or the policy gives up. Callback-driven, one
+ * promise per call: the async loop it replaces made four more per call (each also an
+ * AsyncLocalStorage hook when the process has one enabled) and a closure per attempt; measured,
+ * the client side of a hop went from 102 to 91 µs of CPU per call. Hooks run synchronously, with
+ * {@link hookCallValues} naming this call.
+ */
+abstract class LogicalCall<R> {
+  /** Endpoints this call has used (shared with other calls through TRIED_ENDPOINTS, else its own). */
+  private tried: Set<string> | undefined;
+  /**
+   * The first attempt's endpoint when the call has no set yet: only a retry reads the call's own
+   * set, so it is built when one comes, not on every call.
+   */
+  private first: string | undefined = undefined;
+  private done: Completion = undefined;
+  private attempt = 0;
+  private endpoint = "";
+  private started = 0;
+  private attemptDeadline: number | undefined = undefined;
+  private resolve!: (r: R) => void;
+  private reject!: (e: unknown) => void;
+  /** Built for the first attempt, again after a retry changed the header. */
+  private md: Metadata | undefined = undefined;
+  readonly method: DescMethod;
+  readonly header: Headers;
+  private readonly values: ContextValues;
+  private readonly outgoing: Metadata | undefined;
+
+  constructor(
+    protected readonly core: TransportCore,
+    req: MeshRequest,
+    readonly request: Message,
+    readonly signal: AbortSignal | undefined,
+    readonly deadline: number | undefined,
+  ) {
+    this.method = req.method;
+    this.header = req.header;
+    this.values = req.contextValues;
+    this.outgoing = req[OUTGOING];
+  }
+
+  /** Starts attempt number `attempt` on `endpoint`; reports its end with {@link succeeded} / {@link failed} (a throw counts as failed). */
+  protected abstract startAttempt(endpoint: string, attemptDeadline: number | undefined, attempt: number): void;
+
+  /** The grpc metadata of the current attempt. */
+  protected metadata(): Metadata {
+    return (this.md ??= callMetadata(this.header, this.outgoing));
+  }
+
+  run(): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      this.tried = this.values.get(TRIED_ENDPOINTS);
+      const outer = hookValues;
+      hookValues = this.values;
+      try {
+        this.done = this.core.policy.begin?.(this.method);
+      } catch (e) {
+        reject(e);
+        return;
+      } finally {
+        hookValues = outer;
+      }
+      this.next();
+    });
+  }
+
+  private next(): void {
+    const { balancer, policy } = this.core;
+    try {
+      const attempt = ++this.attempt;
+      if (this.first !== undefined) {
+        this.tried = new Set([this.first]);
+        this.first = undefined;
+      }
+      const endpoint = balancer.pick(this.tried);
+      if (endpoint === undefined) {
+        const err = new ConnectError(`no endpoints known for ${this.core.serviceName}`, Code.Unavailable);
+        this.done?.(false, err.code);
+        throw err;
+      }
+      const endpoints = balancer.endpoints().length;
+      // With one endpoint there is nothing to avoid: skip the bookkeeping.
+      if (endpoints > 1) {
+        if (this.tried === undefined && attempt === 1) {
+          // A set of one never reaches the clearing size (endpoints > 1).
+          this.first = endpoint;
+        } else {
+          const tried = (this.tried ??= new Set<string>());
+          tried.add(endpoint);
+          if (tried.size >= endpoints) tried.clear();
+        }
+      }
+      // A per-try timeout moves the call to another endpoint; with a single one there is none, and
+      // cutting a slow attempt only to resend it to the same replica would waste its work.
+      this.attemptDeadline = policy.attemptDeadline && endpoints > 1 ? policy.attemptDeadline(this.method, this.request, this.deadline, attempt) : this.deadline;
+      this.endpoint = endpoint;
+      this.started = balancer.start(endpoint);
+    } catch (e) {
+      this.reject(e);
+      return;
+    }
+    try {
+      this.startAttempt(this.endpoint, this.attemptDeadline, this.attempt);
+    } catch (e) {
+      this.failed(e);
+    }
+  }
+
+  /** The current attempt succeeded with `res`. */
+  protected succeeded(res: R): void {
+    const { balancer, policy } = this.core;
+    const outer = hookValues;
+    hookValues = this.values;
+    try {
+      balancer.finish(this.endpoint, this.started, "success");
+      policy.onAttempt?.(this.method, this.endpoint, "success", undefined, this.attempt);
+      this.done?.(true);
+    } catch (e) {
+      this.reject(e);
+      return;
+    } finally {
+      hookValues = outer;
+    }
+    this.resolve(res);
+  }
+
+  /** The current attempt failed with `e`: retry it or end the call. */
+  protected failed(e: unknown): void {
+    let delay: number;
+    const outer = hookValues;
+    hookValues = this.values;
+    try {
+      delay = this.retryDelay(e);
+    } catch (err) {
+      this.reject(err);
+      return;
+    } finally {
+      hookValues = outer;
+    }
+    this.header.set("grpc-previous-rpc-attempts", String(this.attempt));
+    this.md = undefined;
+    if (delay > 0) {
+      waitMs(delay, this.signal).then(
+        () => this.next(),
+        (err: unknown) => this.reject(err),
+      );
+    } else {
+      // Not from inside the failed call's grpc-js callback.
+      process.nextTick(() => this.next());
+    }
+  }
+
+  /** Classifies the failed attempt, tells the balancer and the policy; the delay before the next attempt, or throws the call's error. */
+  private retryDelay(e: unknown): number {
+    const { balancer, policy } = this.core;
+    const { attempt, attemptDeadline, deadline, endpoint, started } = this;
+    const ae = e instanceof AttemptError ? e : new AttemptError(ConnectError.from(e), false);
+    const perTryTimeout = ae.error.code === Code.DeadlineExceeded && attemptDeadline !== undefined && attemptDeadline !== deadline && Date.now() >= attemptDeadline - PER_TRY_SLACK_MS;
+    const outcome = outcomeOf(ae.error.code, perTryTimeout);
+    balancer.finish(endpoint, started, outcome);
+    policy.onAttempt?.(this.method, endpoint, outcome, ae.error.code, attempt);
+    const d = this.signal?.aborted ? undefined : policy.retryDelay?.({ method: this.method, request: this.request, header: this.header, attempt, error: ae, deadline, perTryTimeout });
+    if (d === undefined) {
+      this.done?.(false, ae.error.code);
+      if (perTryTimeout) {
+        const ms = attemptDeadline! - started;
+        throw new ConnectError(`per-try timeout (${ms} ms) of attempt ${attempt} on ${endpoint}, no retry allowed: ${ae.error.rawMessage}`, Code.DeadlineExceeded, ae.error.metadata);
+      }
+      throw ae.error;
+    }
+    if (deadline !== undefined && Date.now() + d >= deadline) {
+      this.done?.(false, Code.DeadlineExceeded);
+      throw new ConnectError(`deadline reached before attempt ${attempt + 1}: ${ae.error.rawMessage}`, Code.DeadlineExceeded);
+    }
+    return d;
+  }
+}
+
+/** A unary response whose header and trailer become Headers only if read (most callers never do). */
+class MeshUnaryResponse implements UnaryResponse {
+  readonly stream = false as const;
+  private h: Headers | undefined = undefined;
+  private t: Headers | undefined = undefined;
+
+  constructor(
+    readonly service: DescService,
+    readonly method: DescMethodUnary,
+    readonly message: Message,
+    private readonly headerMetadata: Metadata | undefined,
+    private readonly trailerMetadata: Metadata | undefined,
+  ) {}
+
+  get header(): Headers {
+    return (this.h ??= metadataToHeaders(this.headerMetadata));
+  }
+
+  get trailer(): Headers {
+    return (this.t ??= metadataToHeaders(this.trailerMetadata));
+  }
+}
+
+/** A logical unary call; it is the grpc-js listener of its own attempts. */
+class UnaryLogicalCall extends LogicalCall<UnaryResponse> implements UnaryCallListener {
+  constructor(
+    core: TransportCore,
+    private readonly req: UnaryRequest,
+    deadline: number | undefined,
+    signal: AbortSignal | undefined,
+  ) {
+    super(core, req, req.message, signal, deadline);
+  }
+
+  protected startAttempt(endpoint: string, attemptDeadline: number | undefined): void {
+    startUnaryCall(this.core.pool.get(endpoint), this.method, this.request, attemptDeadline, this.metadata(), this.signal, this);
+  }
+
+  onUnaryResult(message: Message, header: Metadata | undefined, trailer: Metadata): void {
+    this.succeeded(new MeshUnaryResponse(this.req.service, this.req.method, message, header, trailer));
+  }
+
+  onUnaryError(error: AttemptError): void {
+    this.failed(error);
+  }
+}
+
+/** A logical server-streaming call: retries apply only until the stream is established (response headers arrived, gRFC A6). */
+class StreamLogicalCall extends LogicalCall<StreamResponse> {
+  constructor(
+    core: TransportCore,
+    private readonly req: StreamRequest,
+    request: Message,
+    deadline: number | undefined,
+    signal: AbortSignal | undefined,
+  ) {
+    super(core, req, request, signal, deadline);
+  }
+
+  protected startAttempt(endpoint: string, attemptDeadline: number | undefined): void {
+    const s = serverStreamCall(this.core.pool.get(endpoint), this.method, this.request, { deadline: attemptDeadline, metadata: this.metadata(), signal: this.signal });
+    s.header.then(
+      (header) => {
+        const trailer = new Headers();
+        void s.trailer.then((t) => t.forEach((v, k) => trailer.append(k, v)));
+        this.succeeded({ stream: true, service: this.req.service, method: this.req.method, header, message: s.messages, trailer });
+      },
+      (e: unknown) => this.failed(e),
+    );
+  }
+}
+
+/**
+ * The context values of a call whose caller passed none: Connect's `createContextValues` with its
+ * methods on a prototype instead of three closures per call, and the caller's timeout in place.
+ */
+class CallValues implements ContextValues {
+  constructor(timeoutMs: number | undefined) {
+    (this as unknown as Record<symbol, unknown>)[TIMEOUT_KEY.id] = timeoutMs;
+  }
+
+  get<T>(key: ContextKey<T>): T {
+    return key.id in this ? ((this as unknown as Record<symbol, T>)[key.id] as T) : key.defaultValue;
+  }
+
+  set<T>(key: ContextKey<T>, value: T): this {
+    (this as unknown as Record<symbol, unknown>)[key.id] = value;
+    return this;
+  }
+
+  delete(key: ContextKey<unknown>): this {
+    delete (this as unknown as Record<symbol, unknown>)[key.id];
+    return this;
+  }
+}
+
+const urls = new WeakMap<DescMethod, string>();
+
+/** {@link methodPath}, built once per method. */
+function urlOf(method: DescMethod): string {
+  let u = urls.get(method);
+  if (u === undefined) urls.set(method, (u = methodPath(method)));
+  return u;
 }
 
 /**
@@ -187,112 +520,19 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
     return t === undefined ? undefined : Date.now() + t;
   }
 
-  /** Runs attempts until one succeeds or the policy gives up; `attemptFn` performs one attempt. */
-  async function withAttempts<R>(
-    method: DescMethod,
-    request: Message,
-    header: Headers,
-    signal: AbortSignal | undefined,
-    deadline: number | undefined,
-    values: ContextValues,
-    attemptFn: (endpoint: string, attemptDeadline: number | undefined, attempt: number) => Promise<R>,
-  ): Promise<R> {
-    if (!isReady) await ensureReady(signal);
-    const tried = values.get(TRIED_ENDPOINTS) ?? new Set<string>();
-    // Hooks run synchronously between the awaits: hookCallValues() names this call meanwhile.
-    let outer = hookValues;
-    hookValues = values;
-    let done: ReturnType<NonNullable<CallPolicy["begin"]>>;
-    try {
-      done = policy.begin?.(method);
-    } finally {
-      hookValues = outer;
-    }
-    for (let attempt = 1; ; attempt++) {
-      const endpoint = balancer.pick(tried);
-      if (endpoint === undefined) {
-        const err = new ConnectError(`no endpoints known for ${serviceName}`, Code.Unavailable);
-        done?.(false, err.code);
-        throw err;
-      }
-      // With one endpoint there is nothing to avoid: skip the bookkeeping.
-      if (balancer.endpoints().length > 1) {
-        tried.add(endpoint);
-        if (tried.size >= balancer.endpoints().length) tried.clear();
-      }
-      // A per-try timeout moves the call to another endpoint; with a single one there is none, and
-      // cutting a slow attempt only to resend it to the same replica would waste its work.
-      const attemptDeadline = policy.attemptDeadline && balancer.endpoints().length > 1 ? policy.attemptDeadline(method, request, deadline, attempt) : deadline;
-      const started = balancer.start(endpoint);
-      let res: R;
-      try {
-        res = await attemptFn(endpoint, attemptDeadline, attempt);
-      } catch (e) {
-        let delay: number;
-        outer = hookValues;
-        hookValues = values;
-        try {
-          const ae = e instanceof AttemptError ? e : new AttemptError(ConnectError.from(e), false);
-          const perTryTimeout =
-            ae.error.code === Code.DeadlineExceeded &&
-            attemptDeadline !== undefined &&
-            attemptDeadline !== deadline &&
-            Date.now() >= attemptDeadline - PER_TRY_SLACK_MS;
-          const outcome = outcomeOf(ae.error.code, perTryTimeout);
-          balancer.finish(endpoint, started, outcome);
-          policy.onAttempt?.(method, endpoint, outcome, ae.error.code, attempt);
-          const d = signal?.aborted ? undefined : policy.retryDelay?.({ method, request, header, attempt, error: ae, deadline, perTryTimeout });
-          if (d === undefined) {
-            done?.(false, ae.error.code);
-            if (perTryTimeout) {
-              const ms = attemptDeadline! - started;
-              throw new ConnectError(`per-try timeout (${ms} ms) of attempt ${attempt} on ${endpoint}, no retry allowed: ${ae.error.rawMessage}`, Code.DeadlineExceeded, ae.error.metadata);
-            }
-            throw ae.error;
-          }
-          if (deadline !== undefined && Date.now() + d >= deadline) {
-            done?.(false, Code.DeadlineExceeded);
-            throw new ConnectError(`deadline reached before attempt ${attempt + 1}: ${ae.error.rawMessage}`, Code.DeadlineExceeded);
-          }
-          delay = d;
-        } finally {
-          hookValues = outer;
-        }
-        header.set("grpc-previous-rpc-attempts", String(attempt));
-        if (delay > 0) await waitMs(delay, signal);
-        continue;
-      }
-      outer = hookValues;
-      hookValues = values;
-      try {
-        balancer.finish(endpoint, started, "success");
-        policy.onAttempt?.(method, endpoint, "success", undefined, attempt);
-        done?.(true);
-      } finally {
-        hookValues = outer;
-      }
-      return res;
-    }
-  }
+  const core: TransportCore = { balancer, policy, serviceName, pool };
 
-  const unaryRaw = async (req: UnaryRequest): Promise<UnaryResponse> => {
-    const deadline = callDeadline(req.method, timeoutOf(req));
-    const signal = policy.signal ? policy.signal(req.method, req.signal) : req.signal;
-    return withAttempts(req.method, req.message, req.header, signal, deadline, req.contextValues, async (endpoint, attemptDeadline) => {
-      const r = await unaryCall(pool.get(endpoint), req.method, req.message, { deadline: attemptDeadline, header: req.header, signal });
-      return {
-        stream: false as const,
-        service: req.service,
-        method: req.method,
-        message: r.message,
-        get header() {
-          return r.header;
-        },
-        get trailer() {
-          return r.trailer;
-        },
-      };
-    });
+  // Not async: the call's own promise is the result (an async wrapper would add one per call).
+  const unaryRaw = (req: UnaryRequest): Promise<UnaryResponse> => {
+    let call: UnaryLogicalCall;
+    try {
+      const deadline = callDeadline(req.method, timeoutOf(req));
+      const signal = policy.signal ? policy.signal(req.method, req.signal) : req.signal;
+      call = new UnaryLogicalCall(core, req, deadline, signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return isReady ? call.run() : ensureReady(call.signal).then(() => call.run());
   };
 
   const streamRaw = async (req: StreamRequest): Promise<StreamResponse> => {
@@ -302,17 +542,11 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
       break;
     }
     if (first === undefined) throw new ConnectError("a server-streaming call needs one request message", Code.InvalidArgument);
-    const request = first;
     const deadline = callDeadline(req.method, timeoutOf(req));
     const signal = policy.signal ? policy.signal(req.method, req.signal) : req.signal;
-    // Retries apply only until the stream is established (response headers arrived, gRFC A6).
-    return withAttempts(req.method, request, req.header, signal, deadline, req.contextValues, async (endpoint, attemptDeadline) => {
-      const s = serverStreamCall(pool.get(endpoint), req.method, request, { deadline: attemptDeadline, header: req.header, signal });
-      const header = await s.header;
-      const trailer = new Headers();
-      void s.trailer.then((t) => t.forEach((v, k) => trailer.append(k, v)));
-      return { stream: true as const, service: req.service, method: req.method, header, message: s.messages, trailer };
-    });
+    const call = new StreamLogicalCall(core, req, first, deadline, signal);
+    if (!isReady) await ensureReady(signal);
+    return call.run();
   };
 
   /** The request object both call kinds hand to the interceptor chain; the caller's timeout rides in its context values. */
@@ -325,19 +559,25 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
     contextValues: ContextValues | undefined,
     message: S extends true ? AsyncIterable<Message> : Message,
   ): S extends true ? StreamRequest : UnaryRequest {
-    const req = {
+    let values: ContextValues;
+    if (contextValues) {
+      values = contextValues;
+      values.set(TIMEOUT_KEY, timeoutMs);
+    } else {
+      values = new CallValues(timeoutMs);
+    }
+    return {
       stream,
       service: method.parent,
       method,
       requestMethod: "POST",
-      url: methodPath(method),
+      url: urlOf(method),
       signal: signal ?? NEVER_ABORTED,
       header: new Headers(header),
-      contextValues: contextValues ?? createContextValues(),
+      contextValues: values,
       message,
-    };
-    req.contextValues.set(TIMEOUT_KEY, timeoutMs);
-    return req as never;
+      [OUTGOING]: new Metadata(),
+    } as never;
   }
 
   const timeoutOf = (req: UnaryRequest | StreamRequest) => req.contextValues.get(TIMEOUT_KEY);

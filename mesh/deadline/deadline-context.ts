@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createContextKey, ROOT_CONTEXT, type Context } from "@opentelemetry/api";
-import type { ServerMiddleware } from "../grpc/index.js";
+import { callDeadlineScope, type ServerMiddleware } from "../grpc/index.js";
 
 /** The deadline and cancellation of the inbound call (or job) that the current code runs for. */
 export interface DeadlineScope {
@@ -47,6 +47,9 @@ export function keepDeadlineScope(next: Context): Context {
  */
 export function deadlineMiddleware(): ServerMiddleware {
   return (ctx, next) => {
+    // A mesh adapter call is its own scope (its deadline, its lazily built signal): no object per call.
+    const own = callDeadlineScope(ctx);
+    if (own) return runInScope(own, next);
     const left = ctx.timeoutMs();
     // The signal is read only by handlers that call out: building it (an AbortController per
     // call) waits until then.

@@ -3,7 +3,18 @@
  * implementation from a Connect `ServiceImpl`, per-attempt client calls, and status mapping.
  */
 export { grpcServiceDefinition, methodPath } from "./definition.js";
-export { grpcImplementation, onCallAbort, onCallSettled, requestHeaderValue, requestHeaderKeys, type AdapterOptions, type ServerMiddleware } from "./server-adapter.js";
+export {
+  grpcImplementation,
+  onCallAbort,
+  onCallSettled,
+  observeCall,
+  callDeadlineScope,
+  requestHeaderValue,
+  requestHeaderKeys,
+  type AdapterOptions,
+  type CallObserver,
+  type ServerMiddleware,
+} from "./server-adapter.js";
 export { unaryCall, serverStreamCall, AttemptError, NEVER_ABORTED, type CallOptions, type UnaryResult, type StreamResult } from "./client-call.js";
 export { toGrpcStatus, fromGrpcError, errorWithReason } from "./errors.js";
-export { headersToMetadata, metadataToHeaders } from "./metadata.js";
+export { headersToMetadata, metadataToHeaders, setMetadataHeader } from "./metadata.js";

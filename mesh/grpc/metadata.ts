@@ -18,6 +18,22 @@ export function headersToMetadata(headers: Headers | HeadersInit | undefined, in
   return into;
 }
 
+/**
+ * Sets one fetch-style header on grpc-js metadata, replacing its values, by the rules of
+ * {@link headersToMetadata} (reserved headers dropped, `-bin` values base64): lets a propagator
+ * write to a call's metadata without a Headers object in between.
+ */
+export function setMetadataHeader(md: Metadata, key: string, value: string): void {
+  const k = key.toLowerCase();
+  if (RESERVED.has(k) || k.startsWith(":")) return;
+  if (k.endsWith("-bin")) {
+    md.remove(k);
+    for (const part of value.split(",")) md.add(k, Buffer.from(part.trim(), "base64"));
+  } else {
+    md.set(k, value);
+  }
+}
+
 /** Copies grpc-js metadata into fetch-style headers; binary values become base64. */
 export function metadataToHeaders(md: Metadata | undefined, into = new Headers()): Headers {
   if (md === undefined) return into;

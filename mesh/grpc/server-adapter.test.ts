@@ -3,6 +3,7 @@ import { CatalogService } from "../../gen/catalog/v1/catalog_pb.js";
 import { createMeshTransport, staticEndpoints } from "../client/index.js";
 import { waitFor } from "../infra/index.js";
 import { startTestGrpcServer } from "../testing/grpc-server.js";
+import { observeCall, type ServerMiddleware } from "./index.js";
 
 const cleanup: Array<() => void> = [];
 afterEach(() => {
@@ -43,5 +44,63 @@ describe("server adapter deadlines", () => {
       { id: "200", code: Code.DeadlineExceeded },
       { id: "300", code: Code.DeadlineExceeded },
     ]);
+  });
+});
+
+describe("server adapter call observers", () => {
+  /** Middleware that records what the adapter tells its per-call observer, by request id. */
+  function recording() {
+    const events: string[] = [];
+    const middleware: ServerMiddleware = (ctx, next) => {
+      const id = () => ctx.requestHeader.get("x-id") ?? "?";
+      observeCall(ctx, {
+        aborted: (reason) => events.push(`${id()} aborted ${Code[reason.code]}`),
+        settled: (e, failed) => events.push(`${id()} settled ${failed ? Code[ConnectError.from(e).code] : "ok"}`),
+      });
+      return next();
+    };
+    return { events, middleware };
+  }
+
+  async function serve(middleware: ServerMiddleware[]) {
+    const s = await startTestGrpcServer(
+      CatalogService,
+      {
+        getProduct(req, ctx) {
+          if (req.id === "sync") return { product: { id: "sync" } };
+          if (req.id === "fail") throw new ConnectError("no such product", Code.NotFound);
+          // Runs past its deadline: the call is answered at the abort, the chain settles later.
+          return new Promise((resolve) => ctx.signal.addEventListener("abort", () => setImmediate(() => resolve({ product: { id: req.id } }))));
+        },
+      },
+      // The server's deadline (100 ms) comes long before the client's, so the server aborts the call.
+      { middleware, timeoutFor: (_m, requested) => Math.min(requested ?? Infinity, 100) },
+    );
+    cleanup.push(s.close);
+    const t = createMeshTransport({ endpoints: staticEndpoints(s.address) });
+    cleanup.push(() => t.close());
+    return createClient(CatalogService, t);
+  }
+
+  it("answers a synchronous handler through pass-through middleware after the observers settled", async () => {
+    const outer = recording();
+    const inner = recording();
+    const client = await serve([outer.middleware, inner.middleware]);
+    const res = await client.getProduct({ id: "sync" }, { headers: { "x-id": "a" } });
+    expect(res.product?.id).toBe("sync");
+    // Innermost first, as `.then`s on next() would run; both before the answer reached the client.
+    expect([...inner.events, ...outer.events]).toEqual(["a settled ok", "a settled ok"]);
+    const failed = await client.getProduct({ id: "fail" }, { headers: { "x-id": "b" } }).catch((e: unknown) => ConnectError.from(e).code);
+    expect(failed).toBe(Code.NotFound);
+    expect(outer.events).toEqual(["a settled ok", "b settled NotFound"]);
+  });
+
+  it("tells an observer of the abort at the deadline, then of the chain settling", async () => {
+    const rec = recording();
+    const client = await serve([rec.middleware]);
+    const code = await client.getProduct({ id: "slow" }, { headers: { "x-id": "c" }, timeoutMs: 5_000 }).catch((e: unknown) => ConnectError.from(e).code);
+    expect(code).toBe(Code.DeadlineExceeded);
+    await waitFor(() => rec.events.length === 2 || undefined, { what: "abort and settle observed", timeoutMs: 5_000 });
+    expect(rec.events).toEqual(["c aborted DeadlineExceeded", "c settled ok"]);
   });
 });

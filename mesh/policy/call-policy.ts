@@ -5,7 +5,7 @@ import type { AttemptInfo, CallPolicy } from "../client/index.js";
 import { NEVER_ABORTED } from "../grpc/index.js";
 import { currentScope, methodTimeoutMs } from "../deadline/index.js";
 import { DEFAULT_BACKOFF, retryBackoffMs, type BackoffOptions } from "./backoff.js";
-import { breakerOutcome, CircuitBreaker, type BreakerState, type CircuitBreakerOptions } from "./circuit-breaker.js";
+import { breakerOutcome, CircuitBreaker, type BreakerState, type CallOutcome, type CircuitBreakerOptions } from "./circuit-breaker.js";
 import { RetryBudget, type RetryBudgetOptions } from "./retry-budget.js";
 import { decideRetry, parsePushback } from "./retry-decision.js";
 import { RetryThrottle, type RetryThrottleOptions } from "./retry-throttle.js";
@@ -183,6 +183,8 @@ export function createCallPolicy(opts: CallPolicyOptions): ServiceCallPolicy {
     cache.set(method, r);
     return r;
   };
+  let lastDone: ((outcome: CallOutcome) => void) | undefined;
+  let lastCompletion: ((ok: boolean, code?: Code) => void) | undefined;
   const isSafe = (r: Resolved, request: Message): boolean => {
     if (typeof r.safety === "string") return r.safety === "always";
     const v = (request as unknown as Record<string, unknown>)[r.safety.localName];
@@ -233,7 +235,13 @@ export function createCallPolicy(opts: CallPolicyOptions): ServiceCallPolicy {
     begin() {
       const done = breaker?.admit();
       budget?.recordRequest();
-      return done ? (ok, code) => done(breakerOutcome(ok, code)) : undefined;
+      if (!done) return undefined;
+      // Calls admitted while the breaker is closed share one completion, and so one wrapper.
+      if (done !== lastDone) {
+        lastDone = done;
+        lastCompletion = (ok, code) => done(breakerOutcome(ok, code));
+      }
+      return lastCompletion;
     },
 
     retryDelay(info: AttemptInfo) {

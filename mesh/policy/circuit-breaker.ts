@@ -67,11 +67,18 @@ export class CircuitBreaker {
   }
 
   /**
+   * The completion of every call admitted while closed: such a call's outcome is all it reports,
+   * so one function serves them all instead of a closure per call.
+   */
+  private readonly closedCompletion = (outcome: CallOutcome): void => this.closedDone(outcome);
+
+  /**
    * Admits a call or throws Unavailable (open, or half-open with the probe in flight). Returns the
    * completion to call exactly once with the call's outcome.
    */
-  admit(now = Date.now()): (outcome: CallOutcome) => void {
+  admit(now?: number): (outcome: CallOutcome) => void {
     if (this.current === "open") {
+      now ??= Date.now();
       const halfOpenAt = this.openedAt + this.halfOpenAfterMs;
       if (now < halfOpenAt) {
         throw new ConnectError(
@@ -86,7 +93,7 @@ export class CircuitBreaker {
       this.probing = true;
       return once((outcome) => this.probeDone(outcome));
     }
-    return once((outcome) => this.closedDone(outcome));
+    return this.closedCompletion;
   }
 
   private closedDone(outcome: CallOutcome): void {

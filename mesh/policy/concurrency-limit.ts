@@ -1,5 +1,5 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { onCallSettled, type ServerMiddleware } from "../grpc/index.js";
+import { observeCall, type CallObserver, type ServerMiddleware } from "../grpc/index.js";
 
 /** Options of {@link createConcurrencyLimit}. */
 export interface ConcurrencyLimitOptions {
@@ -128,11 +128,20 @@ export function createConcurrencyLimit(opts: ConcurrencyLimitOptions = {}): Conc
     release(started);
   };
 
+  /** A taken slot, released when the adapter reports the chain settled (an object, not a closure per call). */
+  class Slot implements CallObserver {
+    constructor(private readonly started: number) {}
+
+    settled(): void {
+      finished(this.started);
+    }
+  }
+
   // Not an async function: fewer promises per call than async/await/finally; on a mesh adapter
   // call none at all (the adapter reports the end of the chain; only tracing, which adds no
   // asynchronous work, is outside the limit in createMeshServer).
   const runAdmitted = (ctx: HandlerContext, started: number, next: () => Promise<void>): Promise<void> => {
-    if (onCallSettled(ctx, () => finished(started))) {
+    if (observeCall(ctx, new Slot(started))) {
       try {
         return next();
       } catch (e) {

@@ -1,5 +1,15 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextKey as createValueKey, type ContextKey, type ContextValues, type HandlerContext, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createContextKey as createValueKey,
+  type ContextKey,
+  type ContextValues,
+  type HandlerContext,
+  type Interceptor,
+  type StreamResponse,
+  type UnaryResponse,
+} from "@connectrpc/connect";
 import {
   context,
   propagation,
@@ -9,12 +19,14 @@ import {
   trace,
   type Attributes,
   type Span,
+  type SpanOptions,
   type TextMapGetter,
   type TextMapSetter,
   type Tracer,
 } from "@opentelemetry/api";
-import { hookCallValues, type CallPolicy } from "../client/index.js";
-import { onCallAbort, onCallSettled, requestHeaderKeys, requestHeaderValue, type ServerMiddleware } from "../grpc/index.js";
+import type { Metadata } from "@grpc/grpc-js";
+import { hookCallValues, outgoingMetadata, type CallPolicy } from "../client/index.js";
+import { observeCall, onCallAbort, requestHeaderKeys, requestHeaderValue, setMetadataHeader, type CallObserver, type ServerMiddleware } from "../grpc/index.js";
 import { meshMetrics, type CallRecorder } from "./metrics.js";
 
 /*
@@ -74,37 +86,15 @@ const headersSetter: TextMapSetter<Headers> = {
   set: (h, key, value) => h.set(key, value),
 };
 
+const metadataSetter: TextMapSetter<Metadata> = {
+  set: setMetadataHeader,
+};
+
 /**
  * The client span of a logical call, in the call's context values: policy and balancer hooks find
  * it through the transport's {@link hookCallValues}, without an AsyncLocalStorage scope per call.
  */
 const CLIENT_SPAN: ContextKey<Span | undefined> = createValueKey<Span | undefined>(undefined, { description: "meshwork client call span" });
-
-/**
- * The call's context values with its own client span: reads of {@link CLIENT_SPAN} answer this
- * call's span, everything else (reads and writes) goes to the values the caller passed, which
- * calls may share (a hedged call and its hedge share their tried endpoints).
- */
-class CallSpanValues implements ContextValues {
-  constructor(
-    private readonly values: ContextValues,
-    private readonly span: Span,
-  ) {}
-
-  get<T>(key: ContextKey<T>): T {
-    return key.id === CLIENT_SPAN.id ? (this.span as T) : this.values.get(key);
-  }
-
-  set<T>(key: ContextKey<T>, value: T): this {
-    this.values.set(key, value);
-    return this;
-  }
-
-  delete(key: ContextKey<unknown>): this {
-    this.values.delete(key);
-    return this;
-  }
-}
 
 /** The logical service of a gRPC service: its first package segment ("catalog" for catalog.v1.CatalogService), as mesh/runtime names it. */
 export function defaultTarget(service: DescService): string {
@@ -123,8 +113,10 @@ interface MethodNames {
   attributes: Attributes;
 }
 
-/** A server method's names plus its metrics recorder, resolved once per method. */
+/** A server method's names, span options and metrics recorder, resolved once per method. */
 interface ServerNames extends MethodNames {
+  /** The SDK copies the options' attributes into each span: one object per method serves all calls. */
+  options: SpanOptions;
   metrics: CallRecorder;
 }
 
@@ -134,7 +126,8 @@ function serverNamesOf(m: DescMethod): ServerNames {
   let n = serverNames.get(m);
   if (!n) {
     const service = m.parent.typeName;
-    n = { service, method: m.name, spanName: `${service}/${m.name}`, attributes: rpcAttributes(service, m.name), metrics: meshMetrics.serverRecorder(service, m.name) };
+    const attributes = rpcAttributes(service, m.name);
+    n = { service, method: m.name, spanName: `${service}/${m.name}`, attributes, options: { kind: SpanKind.SERVER, attributes }, metrics: meshMetrics.serverRecorder(service, m.name) };
     serverNames.set(m, n);
   }
   return n;
@@ -164,12 +157,12 @@ export function tracingMiddleware(): ServerMiddleware {
   return (ctx, next) => {
     const names = serverNamesOf(ctx.method);
     const parent = propagation.extract(ROOT_CONTEXT, ctx, callHeadersGetter);
-    const s = new ServerCallSpan(tracer().startSpan(names.spanName, { kind: SpanKind.SERVER, attributes: names.attributes }, parent), names.metrics, ctx.method.methodKind !== "unary");
-    // Ends the span at the deadline / client cancel even if the handler runs on (a later end is ignored).
-    onCallAbort(ctx, (reason) => s.end(reason instanceof ConnectError ? reason : new ConnectError("call cancelled", Code.Canceled)));
-    // Installed outermost, so the chain settling is this middleware's `next()` settling: on a mesh
-    // adapter call the adapter reports it, without a promise of our own.
-    if (onCallSettled(ctx, (e, failed) => (failed ? s.failed(e) : s.end(undefined)))) return context.with(trace.setSpan(parent, s.span), next);
+    const s = new ServerCallSpan(tracer().startSpan(names.spanName, names.options, parent), names.metrics, ctx.method.methodKind !== "unary");
+    // On a mesh adapter call the span is told of the abort (ending it at the deadline / client
+    // cancel even if the handler runs on) and of the chain settling — installed outermost, that is
+    // this middleware's `next()` settling — without a promise or closure of our own.
+    if (observeCall(ctx, s)) return context.with(trace.setSpan(parent, s.span), next);
+    onCallAbort(ctx, (reason) => s.aborted(reason));
     let work: Promise<void>;
     try {
       work = context.with(trace.setSpan(parent, s.span), next);
@@ -188,7 +181,7 @@ export function tracingMiddleware(): ServerMiddleware {
 }
 
 /** The span and RED metrics of one server call, ended once (an object, not per-call closures). */
-class ServerCallSpan {
+class ServerCallSpan implements CallObserver {
   private readonly started = performance.now();
   private ended = false;
 
@@ -214,6 +207,16 @@ class ServerCallSpan {
     recordUnexpected(this.span, e);
     this.end(asConnectError(e));
   }
+
+  /** At the deadline / client cancel / shutdown; a later end is ignored. */
+  aborted(reason: unknown): void {
+    this.end(reason instanceof ConnectError ? reason : new ConnectError("call cancelled", Code.Canceled));
+  }
+
+  settled(e: unknown, failed: boolean): void {
+    if (failed) this.failed(e);
+    else this.end(undefined);
+  }
 }
 
 /** Options for {@link tracingInterceptor}. */
@@ -224,8 +227,9 @@ export interface TracingInterceptorOptions {
 
 /**
  * Connect interceptor for the mesh transport (and any Connect client): one CLIENT span per logical
- * call (all attempts), `traceparent`/`tracestate` injected into the request headers (the adapter
- * maps them to grpc metadata), and `rpc_client_requests_total` / `rpc_client_duration_seconds`.
+ * call (all attempts), `traceparent`/`tracestate` injected into the call's grpc metadata (a mesh
+ * transport's `outgoingMetadata`; the request headers on other transports), and
+ * `rpc_client_requests_total` / `rpc_client_duration_seconds`.
  * Attempts, retries, ejections and breaker rejections become events on this span through
  * {@link recordAttempt} and friends, called from the policy and balancer hooks. Any non-OK code
  * sets the span status to ERROR (client-side RPC convention). A server stream's span ends when
@@ -235,69 +239,121 @@ export interface TracingInterceptorOptions {
  */
 export function tracingInterceptor(opts: TracingInterceptorOptions = {}): Interceptor {
   const targetOf = opts.target ?? defaultTarget;
-  // Per method: names, target and span attributes (the target is fixed per service).
-  const names = new WeakMap<DescMethod, MethodNames & { metrics: CallRecorder }>();
+  // Per method: names, target, span options and metrics recorder (the target is fixed per service).
+  const names = new WeakMap<DescMethod, ClientNames>();
   const namesOf = (m: DescMethod) => {
     let n = names.get(m);
     if (!n) {
       const service = m.parent.typeName;
       const target = targetOf(m.parent);
-      n = {
-        service,
-        method: m.name,
-        spanName: `${service}/${m.name}`,
-        attributes: { ...rpcAttributes(service, m.name), [ATTR.target]: target },
-        metrics: meshMetrics.clientRecorder(target, service, m.name),
-      };
+      const attributes = { ...rpcAttributes(service, m.name), [ATTR.target]: target };
+      // The SDK copies the options' attributes into each span: one object per method serves all.
+      n = { service, method: m.name, spanName: `${service}/${m.name}`, attributes, options: { kind: SpanKind.CLIENT, attributes }, metrics: meshMetrics.clientRecorder(target, service, m.name) };
       names.set(m, n);
     }
     return n;
   };
-  return (next) => async (req) => {
-    const { spanName, attributes, metrics } = namesOf(req.method);
-    const parent = context.active();
-    const span = tracer().startSpan(spanName, { kind: SpanKind.CLIENT, attributes }, parent);
-    propagation.inject(trace.setSpan(parent, span), req.header, headersSetter);
-    const started = performance.now();
-    const streaming = req.stream;
-    let ended = false;
-    const end = (e: unknown) => {
-      if (ended) return;
-      ended = true;
-      const err = e === undefined ? undefined : ConnectError.from(e);
-      span.setAttribute(ATTR.rpcGrpcStatusCode, err ? err.code : 0);
-      if (err) span.setStatus({ code: SpanStatusCode.ERROR, message: err.rawMessage });
-      span.end();
-      metrics.record(err?.code, streaming ? undefined : performance.now() - started);
-    };
+  // Not an async function: one promise per call fewer (an async function's own, plus its await).
+  return (next) => (req) => {
+    let call: ClientCallSpan;
+    let res: Promise<UnaryResponse | StreamResponse>;
+    try {
+      const n = namesOf(req.method);
+      const parent = context.active();
+      const span = tracer().startSpan(n.spanName, n.options, parent);
+      const ctx = trace.setSpan(parent, span);
+      const md = outgoingMetadata(req);
+      if (md) propagation.inject(ctx, md, metadataSetter);
+      else propagation.inject(ctx, req.header, headersSetter);
+      call = new ClientCallSpan(span, req.contextValues, n.metrics, req.stream);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     try {
       // No context.with around the call: nothing inside the transport reads the active context
       // but the hooks, which find the span in the call's values. An AsyncLocalStorage scope per
       // call would cost a run() here and, in a process that is only a client, enable the
       // storage's hook on every promise of the process.
-      const res = await next({ ...req, contextValues: new CallSpanValues(req.contextValues, span) });
-      if (!res.stream) {
-        end(undefined);
-        return res;
-      }
-      return { ...res, message: endWhenDrained(res.message, end) } as StreamResponse;
+      res = next({ ...req, contextValues: call });
     } catch (e) {
-      end(e);
-      throw e;
+      call.end(e);
+      return Promise.reject(e);
     }
+    return res.then(
+      (r) => {
+        if (!r.stream) {
+          call.end(undefined);
+          return r;
+        }
+        return { ...r, message: endWhenDrained(r.message, call) } as StreamResponse;
+      },
+      (e: unknown) => {
+        call.end(e);
+        throw e;
+      },
+    );
   };
 }
 
-async function* endWhenDrained<T>(messages: AsyncIterable<T>, end: (e: unknown) => void): AsyncIterable<T> {
+/** What {@link tracingInterceptor} resolves once per method. */
+interface ClientNames extends MethodNames {
+  options: SpanOptions;
+  metrics: CallRecorder;
+}
+
+/**
+ * The CLIENT span and RED metrics of one logical call, ended once (an object, not per-call
+ * closures). It is also the call's context values: reads of {@link CLIENT_SPAN} answer this
+ * call's span, everything else (reads and writes) goes to the values the caller passed, which
+ * calls may share (a hedged call and its hedge share their tried endpoints).
+ */
+class ClientCallSpan implements ContextValues {
+  private readonly started = performance.now();
+  private ended = false;
+
+  constructor(
+    readonly span: Span,
+    private readonly values: ContextValues,
+    private readonly metrics: CallRecorder,
+    private readonly streaming: boolean,
+  ) {}
+
+  get<T>(key: ContextKey<T>): T {
+    return key.id === CLIENT_SPAN.id ? (this.span as T) : this.values.get(key);
+  }
+
+  set<T>(key: ContextKey<T>, value: T): this {
+    this.values.set(key, value);
+    return this;
+  }
+
+  delete(key: ContextKey<unknown>): this {
+    this.values.delete(key);
+    return this;
+  }
+
+  end(e: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    const err = e === undefined ? undefined : ConnectError.from(e);
+    const span = this.span;
+    span.setAttribute(ATTR.rpcGrpcStatusCode, err ? err.code : 0);
+    if (err) span.setStatus({ code: SpanStatusCode.ERROR, message: err.rawMessage });
+    span.end();
+    this.metrics.record(err?.code, this.streaming ? undefined : performance.now() - this.started);
+  }
+}
+
+async function* endWhenDrained<T>(messages: AsyncIterable<T>, call: ClientCallSpan): AsyncIterable<T> {
   try {
     yield* messages;
-    end(undefined);
+    call.end(undefined);
   } catch (e) {
-    end(e);
+    call.end(e);
     throw e;
   } finally {
     // The reader stopped early (break/return): the call did what the caller wanted.
-    end(undefined);
+    call.end(undefined);
   }
 }
 
@@ -314,6 +370,8 @@ export function recordEvent(name: string, attributes?: Attributes): void {
 interface EndpointParts {
   address: string;
   port: number | undefined;
+  /** The event of a first attempt that succeeded here, the usual case: built once (the SDK copies event attributes). */
+  firstSuccess?: Attributes;
 }
 
 // Endpoints are few and long-lived; the bound only matters for a process that sees endless churn.
@@ -348,15 +406,20 @@ export function recordAttempt(method: DescMethod, endpoint: string, outcome: str
   const span = callSpan();
   if (!span || !span.isRecording()) return;
   const where = endpointPartsOf(endpoint);
-  const event: Attributes = { [ATTR.attempt]: attempt, [ATTR.serverAddress]: where.address };
-  if (where.port !== undefined) event[ATTR.serverPort] = where.port;
-  event[ATTR.outcome] = outcome;
-  event[ATTR.rpcGrpcStatusCode] = code ?? 0;
-  span.addEvent(attempt > 1 ? "retry" : "attempt", event);
+  const first = attempt === 1 && code === undefined && outcome === "success";
+  span.addEvent(attempt > 1 ? "retry" : "attempt", first ? (where.firstSuccess ??= attemptEvent(where, 1, outcome, 0)) : attemptEvent(where, attempt, outcome, code ?? 0));
   // The endpoint of the last attempt is the one that answered.
   span.setAttribute(ATTR.serverAddress, where.address);
   if (where.port !== undefined) span.setAttribute(ATTR.serverPort, where.port);
   span.setAttribute(ATTR.attempts, attempt);
+}
+
+function attemptEvent(where: EndpointParts, attempt: number, outcome: string, code: number): Attributes {
+  const event: Attributes = { [ATTR.attempt]: attempt, [ATTR.serverAddress]: where.address };
+  if (where.port !== undefined) event[ATTR.serverPort] = where.port;
+  event[ATTR.outcome] = outcome;
+  event[ATTR.rpcGrpcStatusCode] = code;
+  return event;
 }
 
 /** A retry the policy wanted but its budget/token bucket refused: metric plus a span event. */

@@ -36,7 +36,7 @@ export const scenario: Scenario = {
         await msUntil(after, () => okSince(history, after) >= (fast ? 300 : 3_000), "load on the survivors", 60_000);
       })();
       // 6 callers: ~2 calls in flight at the victim when it dies, well inside A6's bucket (10 tokens, no retries at ≤ 5).
-      await Promise.all([script, drive(history, { concurrency: 6, until: script, method: "GetProduct" }, (id) => recorded(() => client.getProduct({ id: `p${id}` })))]);
+      await Promise.all([script, drive(history, { concurrency: 6, until: script, method: "GetProduct" }, (id) => recorded((o) => client.getProduct({ id: `p${id}` }, o)))]);
 
       const calls = history.calls;
       const bad = failed(calls);

@@ -58,11 +58,11 @@ export const scenario: Scenario = {
       await Promise.all([
         drive(history, { concurrency: 2, until: done, method: "GetProduct(work)" }, async () => {
           n++;
-          return recorded(() => front.getProduct({ id: `work:${WORK_MS}` }, { timeoutMs: DEADLINE_MS }));
+          return recorded((o) => front.getProduct({ id: `work:${WORK_MS}` }, { ...o, timeoutMs: DEADLINE_MS }));
         }),
         // ~200 quick calls/s: the breaker sees mostly successes, and the client's event loop stays
         // free to fire the deadline timers on time (flat out, this driver would saturate it).
-        drive(history, { concurrency: 4, until: done, method: "GetProduct", pauseMs: 20 }, (id) => recorded(() => front.getProduct({ id: `p${id}` }))),
+        drive(history, { concurrency: 4, until: done, method: "GetProduct", pauseMs: 20 }, (id) => recorded((o) => front.getProduct({ id: `p${id}` }, o))),
       ]);
       lag.disable();
       const lagP99 = Math.round(lag.percentile(99) / 1e6);

@@ -44,7 +44,7 @@ export const scenario: Scenario = {
         const client = createClient(CatalogService, transport);
         const t0 = Date.now();
         const until = msUntil(t0, () => Date.now() - t0 >= runMs, "the run to last", runMs + 5_000);
-        await drive(history, { concurrency: 1, until, method: "GetProduct", pauseMs: PAUSE_MS }, (id) => recorded(() => client.getProduct({ id: `p${id}` })));
+        await drive(history, { concurrency: 1, until, method: "GetProduct", pauseMs: PAUSE_MS }, (id) => recorded((o) => client.getProduct({ id: `p${id}` }, o)));
         const end = Date.now();
         const calls = history.calls;
         const bad = failed(calls);

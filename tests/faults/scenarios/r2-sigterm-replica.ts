@@ -35,7 +35,7 @@ export const scenario: Scenario = {
         const after = Date.now();
         await msUntil(after, () => okSince(history, after) >= (fast ? 300 : 3_000), "load on the survivors", 60_000);
       })();
-      await Promise.all([script, drive(history, { concurrency: 8, until: script, method: "GetProduct" }, (id) => recorded(() => client.getProduct({ id: `p${id}` })))]);
+      await Promise.all([script, drive(history, { concurrency: 8, until: script, method: "GetProduct" }, (id) => recorded((o) => client.getProduct({ id: `p${id}` }, o)))]);
 
       const calls = history.calls;
       const bad = failed(calls);

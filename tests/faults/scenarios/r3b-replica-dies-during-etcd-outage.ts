@@ -43,7 +43,7 @@ export const scenario: Scenario = {
         const after = Date.now();
         await msUntil(after, () => okSince(history, after) >= 300, "load after the restart", 30_000);
       })();
-      await Promise.all([script, drive(history, { concurrency: CONCURRENCY, until: script, method: "GetProduct" }, (id) => recorded(() => client.getProduct({ id: `p${id}` })))]);
+      await Promise.all([script, drive(history, { concurrency: CONCURRENCY, until: script, method: "GetProduct" }, (id) => recorded((o) => client.getProduct({ id: `p${id}` }, o)))]);
 
       const calls = history.calls;
       const bad = failed(calls);

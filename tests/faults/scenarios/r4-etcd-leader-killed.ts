@@ -71,7 +71,7 @@ export const scenario: Scenario = {
         const after = Date.now();
         await msUntil(after, () => okSince(history, after) >= 300, "load after the rejoin", 30_000);
       })();
-      await Promise.all([script, drive(history, { concurrency: 6, until: script, method: "GetProduct" }, (id) => recorded(() => client.getProduct({ id: `p${id}` })))]).finally(() =>
+      await Promise.all([script, drive(history, { concurrency: 6, until: script, method: "GetProduct" }, (id) => recorded((o) => client.getProduct({ id: `p${id}` }, o)))]).finally(() =>
         clearInterval(sampler),
       );
 

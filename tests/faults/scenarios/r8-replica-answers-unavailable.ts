@@ -40,7 +40,7 @@ export const scenario: Scenario = {
         const readmittedAt = mark("readmitted")!;
         await msUntil(readmittedAt, () => history.calls.filter((c) => c.endpoint === bad.address && c.start > readmittedAt).length >= 100, "calls on the readmitted replica", 30_000);
       })();
-      await Promise.all([script, drive(history, { concurrency: CONCURRENCY, until: script, method: "GetProduct" }, (id) => recorded(() => client.getProduct({ id: `p${id}` })))]);
+      await Promise.all([script, drive(history, { concurrency: CONCURRENCY, until: script, method: "GetProduct" }, (id) => recorded((o) => client.getProduct({ id: `p${id}` }, o)))]);
 
       const calls = history.calls;
       const ejectedAt = mark("ejected") ?? Infinity;

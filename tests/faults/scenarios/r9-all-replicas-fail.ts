@@ -51,11 +51,11 @@ export const scenario: Scenario = {
       let n = 0;
       await Promise.all([
         script,
-        drive(history, { concurrency: 6, until: script, method: "GetProduct" }, (id) => recorded(() => client.getProduct({ id: `p${id}` }))),
+        drive(history, { concurrency: 6, until: script, method: "GetProduct" }, (id) => recorded((o) => client.getProduct({ id: `p${id}` }, o))),
         // One caller cycling through the non-retryable codes, all along.
         drive(history, { concurrency: 1, until: script, method: "GetProduct(code)", pauseMs: 20 }, () => {
           const code = NON_RETRYABLE[n++ % NON_RETRYABLE.length];
-          return recorded(() => client.getProduct({ id: `code:${code}` })).then((o) => ({ ...o, note: `asked ${code}` }));
+          return recorded((o) => client.getProduct({ id: `code:${code}` }, o)).then((o) => ({ ...o, note: `asked ${code}` }));
         }),
       ]);
 

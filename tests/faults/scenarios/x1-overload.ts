@@ -38,7 +38,7 @@ export const scenario: Scenario = {
         const phase = async (name: string, callers: number) => {
           const t0 = history.mark(`${name}: ${callers} callers`);
           const until = waitFor(() => Date.now() - t0 >= SETTLE_MS + phaseMs, { what: name, timeoutMs: phaseMs + 10_000 });
-          await drive(history, { concurrency: callers, until, method: name, failurePauseMs: 200 }, (id) => recorded(() => client.getProduct({ id: `p${id}` })));
+          await drive(history, { concurrency: callers, until, method: name, failurePauseMs: 200 }, (id) => recorded((o) => client.getProduct({ id: `p${id}` }, o)));
           return history.calls.filter((c) => c.method === name && c.start >= t0 + SETTLE_MS);
         };
         const unloaded = await phase("at the limit", LIMIT);
