@@ -35,8 +35,8 @@ const LABELS: Record<HopKind, string> = {
   plain: "plain grpc-js → grpc-js",
   connect: "connect-node → connect-node",
   "mesh-core": "meshwork core (#3)",
-  "mesh-policy": "meshwork + policies (#4)",
-  mesh: "meshwork as services run (#10)",
+  "mesh-policy": "meshwork + every policy (#4, #10)",
+  mesh: "meshwork + policies + telemetry",
 };
 
 async function main() {
