@@ -6,9 +6,9 @@
  *   telemetry per call (#3's hop);
  * - `mesh-policy`: plus every resilience policy — the default call policy (retries with token
  *   bucket and budget, circuit breaker, per-try timeouts, deadline propagation) and the server's
- *   concurrency limit; still no spans or metrics per call (#4's hop);
+ *   concurrency limit; still no spans or metrics per call (#4's and #10's "all policies on");
  * - `mesh`: as services run it — plus spans and RED metrics on both sides (runService's
- *   telemetry, the default sampler) and the policy's attempt events (#10's hop).
+ *   telemetry, the default sampler) and the policy's attempt events.
  */
 export const MESH_LAYERS = ["mesh-core", "mesh-policy", "mesh"] as const;
 export type MeshLayer = (typeof MESH_LAYERS)[number];
