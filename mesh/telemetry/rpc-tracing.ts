@@ -180,10 +180,14 @@ export function tracingMiddleware(): ServerMiddleware {
   };
 }
 
-/** The span and RED metrics of one server call, ended once (an object, not per-call closures). */
-class ServerCallSpan implements CallObserver {
+/**
+ * The span and RED metrics of one call, server or client, ended once (an object, not per-call
+ * closures): the status code attribute, ERROR status when `isFault(code)` says so, the duration
+ * histogram (unary calls only) and the request counter.
+ */
+abstract class CallSpanBase {
   private readonly started = performance.now();
-  private ended = false;
+  protected ended = false;
 
   constructor(
     readonly span: Span,
@@ -191,15 +195,29 @@ class ServerCallSpan implements CallObserver {
     private readonly streaming: boolean,
   ) {}
 
-  end(err: ConnectError | undefined): void {
+  /** Whether a call that ended with `code` failed on this side (sets the span's ERROR status). */
+  protected abstract isFault(code: Code): boolean;
+
+  protected finish(err: ConnectError | undefined): void {
     if (this.ended) return;
     this.ended = true;
     const durationMs = performance.now() - this.started;
     const span = this.span;
     span.setAttribute(ATTR.rpcGrpcStatusCode, err ? err.code : 0);
-    if (err && SERVER_FAULTS.has(err.code)) span.setStatus({ code: SpanStatusCode.ERROR, message: err.rawMessage });
+    if (err && this.isFault(err.code)) span.setStatus({ code: SpanStatusCode.ERROR, message: err.rawMessage });
     span.end();
     this.metrics.record(err?.code, this.streaming ? undefined : durationMs);
+  }
+}
+
+/** A server call's span: only server faults are errors (RPC conventions); also the call's observer. */
+class ServerCallSpan extends CallSpanBase implements CallObserver {
+  protected isFault(code: Code): boolean {
+    return SERVER_FAULTS.has(code);
+  }
+
+  end(err: ConnectError | undefined): void {
+    this.finish(err);
   }
 
   failed(e: unknown): void {
@@ -307,16 +325,20 @@ interface ClientNames extends MethodNames {
  * call's span, everything else (reads and writes) goes to the values the caller passed, which
  * calls may share (a hedged call and its hedge share their tried endpoints).
  */
-class ClientCallSpan implements ContextValues {
-  private readonly started = performance.now();
-  private ended = false;
-
+class ClientCallSpan extends CallSpanBase implements ContextValues {
   constructor(
-    readonly span: Span,
+    span: Span,
     private readonly values: ContextValues,
-    private readonly metrics: CallRecorder,
-    private readonly streaming: boolean,
-  ) {}
+    metrics: CallRecorder,
+    streaming: boolean,
+  ) {
+    super(span, metrics, streaming);
+  }
+
+  /** Any non-OK code is an error on the client side (RPC conventions). */
+  protected isFault(): boolean {
+    return true;
+  }
 
   get<T>(key: ContextKey<T>): T {
     return key.id === CLIENT_SPAN.id ? (this.span as T) : this.values.get(key);
@@ -334,13 +356,7 @@ class ClientCallSpan implements ContextValues {
 
   end(e: unknown): void {
     if (this.ended) return;
-    this.ended = true;
-    const err = e === undefined ? undefined : ConnectError.from(e);
-    const span = this.span;
-    span.setAttribute(ATTR.rpcGrpcStatusCode, err ? err.code : 0);
-    if (err) span.setStatus({ code: SpanStatusCode.ERROR, message: err.rawMessage });
-    span.end();
-    this.metrics.record(err?.code, this.streaming ? undefined : performance.now() - this.started);
+    this.finish(e === undefined ? undefined : ConnectError.from(e));
   }
 }
 
