@@ -1,19 +1,9 @@
 import { create, equals, fromJson, ScalarType, toJson, toJsonString, type DescField, type DescMessage, type JsonValue, type Message } from "@bufbuild/protobuf";
 import { GetProductResponseSchema } from "../gen/catalog/v1/catalog_pb.js";
 import { messageFromJsonValue, messageToJsonString } from "./json-codec.js";
+import { prng as rng } from "../mesh/testing/prng.js";
 import { exposedMethods } from "./methods.js";
 
-// A small deterministic generator (mulberry32): failures reproduce.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const STRINGS = ["", "p1", "Bench product", 'quote " and \\ backslash', "line\nbreak\u0000nul", "ünïcödé ☕ 𝄞", "\ud800 lone surrogate", "</script>"];
 const NUMBERS = [0, -0, 1, -1, 2147483647, -2147483648, 0.5, 1e21, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];

@@ -10,6 +10,7 @@ import {
   file_google_protobuf_wrappers,
   isWrapperDesc,
 } from "@bufbuild/protobuf/wkt";
+import { prng as rng } from "../testing/prng.js";
 import { file_catalog_v1_catalog } from "../../gen/catalog/v1/catalog_pb.js";
 import { file_common_v1_money } from "../../gen/common/v1/money_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
@@ -109,15 +110,6 @@ function messagesOf(files: DescFile[]): DescMessage[] {
   return out;
 }
 
-// Deterministic pseudo-random numbers (mulberry32): a failure reproduces.
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const STRINGS = ["", "a", "p1", "x".repeat(31), "y".repeat(32), "z".repeat(200), "é", "€uro", "😀 smile", "lone \ud800 surrogate", "ü".repeat(40), "\u0000nul"];
 
