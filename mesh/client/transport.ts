@@ -15,7 +15,7 @@ import {
 import { Metadata } from "@grpc/grpc-js";
 import { Balancer, type BalancerOptions, type Outcome } from "../balancer/index.js";
 import { startUnaryCall, type UnaryCallListener } from "../grpc/client-call.js";
-import { AttemptError, headersToMetadata, metadataToHeaders, methodPath, NEVER_ABORTED, serverStreamCall } from "../grpc/index.js";
+import { AttemptError, headersToMetadata, LazyUnaryResult, methodPath, NEVER_ABORTED, serverStreamCall } from "../grpc/index.js";
 import { ChannelPool } from "./channel-pool.js";
 import type { EndpointSource } from "./endpoints.js";
 
@@ -368,25 +368,17 @@ abstract class LogicalCall<R> {
 }
 
 /** A unary response whose header and trailer become Headers only if read (most callers never do). */
-class MeshUnaryResponse implements UnaryResponse {
+class MeshUnaryResponse extends LazyUnaryResult implements UnaryResponse {
   readonly stream = false as const;
-  private h: Headers | undefined = undefined;
-  private t: Headers | undefined = undefined;
 
   constructor(
     readonly service: DescService,
     readonly method: DescMethodUnary,
-    readonly message: Message,
-    private readonly headerMetadata: Metadata | undefined,
-    private readonly trailerMetadata: Metadata | undefined,
-  ) {}
-
-  get header(): Headers {
-    return (this.h ??= metadataToHeaders(this.headerMetadata));
-  }
-
-  get trailer(): Headers {
-    return (this.t ??= metadataToHeaders(this.trailerMetadata));
+    message: Message,
+    header: Metadata | undefined,
+    trailer: Metadata | undefined,
+  ) {
+    super(message, header, trailer);
   }
 }
 
@@ -461,15 +453,6 @@ class CallValues implements ContextValues {
     delete (this as unknown as Record<symbol, unknown>)[key.id];
     return this;
   }
-}
-
-const urls = new WeakMap<DescMethod, string>();
-
-/** {@link methodPath}, built once per method. */
-function urlOf(method: DescMethod): string {
-  let u = urls.get(method);
-  if (u === undefined) urls.set(method, (u = methodPath(method)));
-  return u;
 }
 
 /**
@@ -571,7 +554,7 @@ export function createMeshTransport(opts: MeshTransportOptions): MeshTransport {
       service: method.parent,
       method,
       requestMethod: "POST",
-      url: urlOf(method),
+      url: methodPath(method),
       signal: signal ?? NEVER_ABORTED,
       header: new Headers(header),
       contextValues: values,

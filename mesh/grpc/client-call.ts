@@ -184,25 +184,30 @@ export function unaryCall<O extends Message>(client: Client, method: DescMethod,
   return new Promise((resolve, reject) => {
     const md = opts.metadata ?? (opts.header ? headersToMetadata(opts.header) : new Metadata());
     startUnaryCall(client, method, input, opts.deadline, md, opts.signal, {
-      onUnaryResult: (message, header, trailer) => resolve(lazyResult(message as O, header, trailer)),
+      onUnaryResult: (message, header, trailer) => resolve(new LazyUnaryResult(message as O, header, trailer)),
       onUnaryError: reject,
     });
   });
 }
 
-/** Converts header and trailer metadata to Headers only if someone reads them (most callers don't). */
-function lazyResult<O extends Message>(message: O, header: Metadata | undefined, trailer: Metadata | undefined): UnaryResult<O> {
-  let h: Headers | undefined;
-  let t: Headers | undefined;
-  return {
-    message,
-    get header() {
-      return (h ??= metadataToHeaders(header));
-    },
-    get trailer() {
-      return (t ??= metadataToHeaders(trailer));
-    },
-  };
+/** A unary result whose header and trailer metadata become Headers only if read (most callers don't). */
+export class LazyUnaryResult<O extends Message = Message> implements UnaryResult<O> {
+  private h: Headers | undefined = undefined;
+  private t: Headers | undefined = undefined;
+
+  constructor(
+    readonly message: O,
+    private readonly headerMetadata: Metadata | undefined,
+    private readonly trailerMetadata: Metadata | undefined,
+  ) {}
+
+  get header(): Headers {
+    return (this.h ??= metadataToHeaders(this.headerMetadata));
+  }
+
+  get trailer(): Headers {
+    return (this.t ??= metadataToHeaders(this.trailerMetadata));
+  }
 }
 
 /** A server-streaming call: `header` rejects with {@link AttemptError}; the messages throw ConnectError. */

@@ -4,8 +4,13 @@ import { messageCodec } from "./fast-codec.js";
 
 /** The HTTP/2 path of a method: `/package.Service/Method`. */
 export function methodPath(method: DescMethod): string {
-  return `/${method.parent.typeName}/${method.name}`;
+  // Built once per method: the client asks for it on every call.
+  let p = paths.get(method);
+  if (p === undefined) paths.set(method, (p = `/${method.parent.typeName}/${method.name}`));
+  return p;
 }
+
+const paths = new WeakMap<DescMethod, string>();
 
 const definitions = new WeakMap<DescService, ServiceDefinition>();
 

@@ -15,6 +15,6 @@ export {
   type CallObserver,
   type ServerMiddleware,
 } from "./server-adapter.js";
-export { unaryCall, serverStreamCall, AttemptError, NEVER_ABORTED, type CallOptions, type UnaryResult, type StreamResult } from "./client-call.js";
+export { unaryCall, serverStreamCall, AttemptError, LazyUnaryResult, NEVER_ABORTED, type CallOptions, type UnaryResult, type StreamResult } from "./client-call.js";
 export { toGrpcStatus, fromGrpcError, errorWithReason } from "./errors.js";
 export { headersToMetadata, metadataToHeaders, setMetadataHeader } from "./metadata.js";
