@@ -1,4 +1,6 @@
 import { create, fromJson, ScalarType, toJsonString, type DescField, type DescMessage, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { isScalarZeroValue } from "@bufbuild/protobuf/reflect";
+import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 
 /**
  * Proto3 JSON of a response message, compiled once per message type. protobuf-es' toJsonString
@@ -24,10 +26,6 @@ export function messageToJsonString(schema: DescMessage, message: Message): stri
 
 /** Thrown inside a writer to let protobuf-es handle the whole message; never escapes. */
 const FALLBACK = Symbol("meshwork.json.fallback");
-
-// Field presence in protobuf-es' descriptors (google.protobuf.FeatureSet.FieldPresence).
-const IMPLICIT = 2;
-const LEGACY_REQUIRED = 3;
 
 type Writer = (m: unknown) => Record<string, JsonValue>;
 type ValueWriter = (v: unknown) => JsonValue;
@@ -73,7 +71,7 @@ function compile(schema: DescMessage): Writer | undefined {
 /** Writes one field into the JSON object when protobuf-es would (its isSet), under its JSON name. */
 function fieldWriter(f: DescField): ((m: Record<string, unknown>, out: Record<string, JsonValue>) => void) | undefined {
   // Not in the contracts the gateway fronts: protobuf-es writes such types.
-  if (f.presence === LEGACY_REQUIRED || f.oneof !== undefined) return undefined;
+  if (f.presence === FeatureSet_FieldPresence.LEGACY_REQUIRED || f.oneof !== undefined) return undefined;
   const name = f.localName;
   const key = f.jsonName;
   if (f.fieldKind === "map") return undefined;
@@ -91,36 +89,18 @@ function fieldWriter(f: DescField): ((m: Record<string, unknown>, out: Record<st
   }
   const value = f.fieldKind === "message" ? messageValue(f.message) : f.fieldKind === "scalar" ? scalarValue(f) : undefined;
   if (value === undefined) return undefined;
-  if (f.presence !== IMPLICIT) {
+  if (f.presence !== FeatureSet_FieldPresence.IMPLICIT) {
     return (m, out) => {
       const v = m[name];
       if (v !== undefined && Object.prototype.hasOwnProperty.call(m, name)) out[key] = value(v);
     };
   }
   if (f.fieldKind !== "scalar") return undefined;
-  const isZero = zeroTest(f.scalar);
+  const t = f.scalar;
   return (m, out) => {
     const v = m[name];
-    if (!isZero(v)) out[key] = value(v);
+    if (!isScalarZeroValue(t, v)) out[key] = value(v);
   };
-}
-
-/** protobuf-es' isScalarZeroValue. */
-function zeroTest(t: ScalarType): (v: unknown) => boolean {
-  switch (t) {
-    case ScalarType.BOOL:
-      return (v) => v === false;
-    case ScalarType.STRING:
-      return (v) => v === "";
-    case ScalarType.BYTES:
-      return (v) => v instanceof Uint8Array && !v.byteLength;
-    case ScalarType.DOUBLE:
-    case ScalarType.FLOAT:
-      return (v) => Object.is(v, 0);
-    default:
-      // Loose comparison matches 0n, 0 and "0", as protobuf-es does.
-      return (v) => v == 0;
-  }
 }
 
 function messageValue(schema: DescMessage): ValueWriter | undefined {
@@ -266,7 +246,7 @@ function fieldReader(f: DescField): ValueReader | undefined {
     };
   }
   if (f.fieldKind === "message") return messageReader(f.message);
-  if (f.fieldKind === "scalar" && f.presence === IMPLICIT) return scalarReader(f.scalar);
+  if (f.fieldKind === "scalar" && f.presence === FeatureSet_FieldPresence.IMPLICIT) return scalarReader(f.scalar);
   return undefined;
 }
 

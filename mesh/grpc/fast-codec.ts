@@ -1,5 +1,6 @@
 import { create, fromBinary, isMessage, ScalarType, toBinary, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
-import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
+import { Edition, FeatureSet_FieldPresence, isWrapperDesc } from "@bufbuild/protobuf/wkt";
+import { isScalarZeroValue } from "@bufbuild/protobuf/reflect";
 
 /*
  * Binary (de)serialisation of protobuf-es messages for the gRPC data path, compiled once per
@@ -16,8 +17,6 @@ import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
  * call fall back (the FALLBACK throw below).
  */
 
-const EDITION_PROTO3 = 999;
-const IMPLICIT = 2;
 // protobuf-es' default recursion limit; deeper input goes to protobuf-es, which reports it.
 const MAX_DEPTH = 100;
 // Shorter strings are encoded/decoded in JavaScript: a native call costs more than the loop.
@@ -256,7 +255,7 @@ function codecOf(desc: DescMessage): Codec {
 }
 
 function isFastType(desc: DescMessage): boolean {
-  if (desc.file.edition !== EDITION_PROTO3) return false;
+  if (desc.file.edition !== Edition.EDITION_PROTO3) return false;
   for (const f of desc.fields) {
     if (f.fieldKind === "map" || (f as { delimitedEncoding?: boolean }).delimitedEncoding) return false;
     if (f.fieldKind === "message" || (f.fieldKind === "list" && f.listKind === "message")) {
@@ -445,23 +444,6 @@ function fixed<T>(size: number, read: () => T): T {
   return v;
 }
 
-function isZeroScalar(t: ScalarType, v: Value): boolean {
-  switch (t) {
-    case ScalarType.STRING:
-      return v === "";
-    case ScalarType.BOOL:
-      return v === false;
-    case ScalarType.BYTES:
-      return v instanceof Uint8Array && v.byteLength === 0;
-    case ScalarType.DOUBLE:
-    case ScalarType.FLOAT:
-      return Object.is(v, 0);
-    default:
-      // 0, 0n and "0", like protobuf-es.
-      return v == 0;
-  }
-}
-
 function messageWriter(desc: DescMessage): (v: Value) => void {
   const sub = codecOf(desc);
   if (sub.fast) {
@@ -554,7 +536,7 @@ function fieldPlan(f: DescField): { write: (m: Obj) => void; read: FieldReader }
     read = scalarValueReader(t, f.fieldKind === "scalar" && f.longAsString);
     wire = wireTypeOf(t);
     const zeroEnum = f.fieldKind === "enum" ? f.enum.values[0].number : 0;
-    isZero = f.fieldKind === "enum" ? (v) => v === zeroEnum : (v) => isZeroScalar(t, v);
+    isZero = f.fieldKind === "enum" ? (v) => v === zeroEnum : (v) => isScalarZeroValue(t, v);
   }
   const tag = tagOf(no, wire);
   if (f.oneof) {
@@ -575,7 +557,7 @@ function fieldPlan(f: DescField): { write: (m: Obj) => void; read: FieldReader }
       },
     };
   }
-  const explicit = f.presence !== IMPLICIT;
+  const explicit = f.presence !== FeatureSet_FieldPresence.IMPLICIT;
   const isMessage = f.fieldKind === "message";
   return {
     write: explicit
@@ -619,7 +601,7 @@ function zeroFactory(desc: DescMessage): () => Obj {
     if (member.kind === "oneof") {
       template[member.localName] = undefined;
       fresh.push({ name: member.localName, make: () => ({ case: undefined }) });
-    } else if (member.presence === IMPLICIT) {
+    } else if (member.presence === FeatureSet_FieldPresence.IMPLICIT) {
       const name = member.localName;
       switch (member.fieldKind) {
         case "list":
