@@ -6,7 +6,6 @@ export { grpcServiceDefinition, methodPath } from "./definition.js";
 export {
   grpcImplementation,
   onCallAbort,
-  onCallSettled,
   observeCall,
   callDeadlineScope,
   requestHeaderValue,

@@ -28,7 +28,7 @@ export type ServerMiddleware = (ctx: HandlerContext, next: () => Promise<void>) 
 export interface CallObserver {
   /** The call was aborted (deadline, client cancel, shutdown) before it finished; `reason` is a ConnectError. */
   aborted?(reason: ConnectError): void;
-  /** The middleware chain settled (see {@link onCallSettled}). */
+  /** The middleware chain settled (see {@link observeCall}). */
   settled?(error: unknown, failed: boolean): void;
 }
 
@@ -318,24 +318,14 @@ export function onCallAbort(ctx: HandlerContext, fn: (reason: unknown) => void):
 }
 
 /**
- * Calls `fn` once the call's middleware chain settles (the handler returned or failed, before the
- * answer is written), with the error and whether it failed. On a mesh adapter call this stands in
- * for a `.then` on `next()` — a promise and, while telemetry runs, an AsyncLocalStorage hook less
- * per call — and returns true; on any other HandlerContext it returns false and does nothing, and
- * the middleware chains on `next()` itself. The callback runs when the whole chain has settled,
- * so it suits middleware whose outer neighbours add no asynchronous work after `next()`.
- */
-export function onCallSettled(ctx: HandlerContext, fn: (error: unknown, failed: boolean) => void): boolean {
-  if (!(ctx instanceof CallContext)) return false;
-  ctx.observe({ settled: fn });
-  return true;
-}
-
-/**
- * {@link onCallAbort} and {@link onCallSettled} in one, for middleware that keeps a per-call
- * object anyway: `observer.aborted` runs at the abort (at once if the call already is aborted),
- * `observer.settled` when the chain settles. Returns false (and registers nothing) when `ctx` is
- * not a mesh adapter call.
+ * Registers a middleware's per-call object with a mesh adapter call: `observer.aborted` runs at
+ * the abort (at once if the call already is aborted), `observer.settled` once the middleware chain
+ * settles (the handler returned or failed, before the answer is written; innermost first, as
+ * `.then`s on `next()` would run). On a mesh adapter call this stands in for a `.then` on `next()`
+ * — a promise and, while telemetry runs, an AsyncLocalStorage hook less per call — and returns
+ * true; on any other HandlerContext it returns false, registers nothing, and the middleware chains
+ * on `next()` itself. `settled` runs when the whole chain has settled, so it suits middleware whose
+ * outer neighbours add no asynchronous work after `next()`.
  */
 export function observeCall(ctx: HandlerContext, observer: CallObserver): boolean {
   if (!(ctx instanceof CallContext)) return false;
