@@ -259,6 +259,18 @@ async function main(): Promise<void> {
         note: `${peer.summary["gateway alone"].rps.toFixed(0)} req/s`,
       },
       {
+        scenario: s,
+        metric: "floor: node:http → plain grpc-js, no Meshwork",
+        value: peer.summary["floor connect"].rps,
+        baseline: GOAL_PEER_RATIO * m.rps,
+        baselineLabel: `goal 1.5 × Moleculer ${m.rps.toFixed(0)}`,
+        unit: "req/s",
+        better: "higher",
+        failures: peer.summary["floor connect"].failures,
+        note: `${vsMol(peer.summary["floor connect"].rps, m.rps)}; CPU ${peer.summary["floor connect"].cpuUs.toFixed(1)} µs/request`,
+      },
+      { scenario: s, metric: "floor p50 @1 in flight", value: peer.summary["floor connect"].p50At1 ?? NaN, baseline: m.p50At1 ?? NaN, baselineLabel: "Moleculer", unit: "ms", better: "lower", failures: peer.summary["floor connect"].failures },
+      {
         scenario: "7 gateway REST vs Connect",
         metric: `throughput @${CONCURRENCY} conns`,
         value: gr.rps,

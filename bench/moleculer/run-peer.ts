@@ -11,7 +11,9 @@
  * the same JSON.
  *
  * A fifth path, "gateway alone", is the same gateway answering from an in-process stub instead of
- * the backend: the edge's own share of the chain. `variants` adds gateway processes started with
+ * the backend: the edge's own share of the chain. A sixth, "floor", is node:http → a plain grpc-js
+ * client → a plain grpc-js server with no Meshwork code (bench/edge/floor.ts): the best any
+ * gateway with a grpc-js edge → service leg can do on this core. `variants` adds gateway processes started with
  * other environment variables (e.g. OTEL_SDK_DISABLED=true) on the Connect route: what each part
  * of the telemetry costs.
  */
@@ -101,7 +103,9 @@ export async function runPeer(opts: PeerOptions): Promise<PeerResult> {
   try {
     const edge = join(__dirname, "..", "edge", "servers.ts");
     const mol = join(__dirname, "servers.ts");
+    const floor = join(__dirname, "..", "edge", "floor.ts");
     const backend = start(pinned(edge, ["backend"]));
+    const floorService = start(pinned(floor, ["service"]));
     const [molServicePort, molGatewayPort, molHttpPort] = [await freePort(), await freePort(), await freePort()];
     const molService = start(pinned(mol, ["service", String(molServicePort), String(molGatewayPort)]));
     const molGateway = start(pinned(mol, ["gateway", String(molServicePort), String(molGatewayPort), String(molHttpPort)]));
@@ -111,6 +115,8 @@ export async function runPeer(opts: PeerOptions): Promise<PeerResult> {
       const proc = start(pinned(edge, ["gateway", name === "stub" ? "stub" : String(grpcPort)], { ...process.env, ...env }));
       gateways[name] = { proc, port: (await ready(proc, `gateway ${name}`))[0] };
     }
+    const floorGateway = start(pinned(floor, ["gateway", String((await ready(floorService, "floor service"))[0])]));
+    const [floorPort] = await ready(floorGateway, "floor gateway");
     await ready(molService, "Moleculer service");
     await ready(molGateway, "moleculer-web gateway");
 
@@ -120,6 +126,7 @@ export async function runPeer(opts: PeerOptions): Promise<PeerResult> {
       { name: "moleculer connect", port: molHttpPort, request: CONNECT, pids: [molGateway.proc.pid!, molService.proc.pid!] },
       { name: "moleculer rest", port: molHttpPort, request: REST, pids: [molGateway.proc.pid!, molService.proc.pid!] },
       { name: "gateway alone", port: gateways.stub.port, request: CONNECT, pids: [gateways.stub.proc.proc.pid!] },
+      { name: "floor connect", port: floorPort, request: CONNECT, pids: [floorGateway.proc.pid!, floorService.proc.pid!] },
       ...Object.keys(opts.variants ?? {}).map((v) => ({ name: `gateway connect ${v}`, port: gateways[v].port, request: CONNECT, pids: [gateways[v].proc.proc.pid!, backend.proc.pid!] })),
     ];
 
