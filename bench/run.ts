@@ -10,7 +10,8 @@
  * 4. discovery convergence after SIGTERM / SIGKILL vs the goals, 100 instances vs 1
  * 5. RSS per idle service process vs the 80 MB goal, tsx loader floor vs plain node
  * 6. cold start of the local mesh vs the 10 s goal
- * 7. gateway chain vs the moleculer-web → Moleculer chain (wrk, both on one core); REST vs Connect
+ * 7. gateway chain vs the moleculer-web → Moleculer chain (wrk, both on one core); REST vs Connect;
+ *    the floor (node:http → plain grpc-js → grpc-js, no Meshwork) vs Moleculer and vs the gateway
  *    (MESHWORK_BENCH_EDGE_COSTS=1 adds gateway variants with telemetry, tracing or the access log off)
  *
  * Servers run on CPU 0 and load drivers on CPU 1 (taskset); rounds interleave the paths and
@@ -268,6 +269,17 @@ async function main(): Promise<void> {
         better: "higher",
         failures: peer.summary["floor connect"].failures,
         note: `${vsMol(peer.summary["floor connect"].rps, m.rps)}; CPU ${peer.summary["floor connect"].cpuUs.toFixed(1)} µs/request`,
+      },
+      {
+        scenario: "7 gateway vs the floor",
+        metric: `Connect JSON throughput @${CONCURRENCY} conns`,
+        value: g.rps,
+        baseline: peer.summary["floor connect"].rps,
+        baselineLabel: "floor",
+        unit: "req/s",
+        better: "higher",
+        failures: fail(g, peer.summary["floor connect"]),
+        note: `CPU ${g.cpuUs.toFixed(0)} vs ${peer.summary["floor connect"].cpuUs.toFixed(0)} µs/request`,
       },
       { scenario: s, metric: "floor p50 @1 in flight", value: peer.summary["floor connect"].p50At1 ?? NaN, baseline: m.p50At1 ?? NaN, baselineLabel: "Moleculer", unit: "ms", better: "lower", failures: peer.summary["floor connect"].failures },
       {
