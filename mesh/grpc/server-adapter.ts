@@ -59,10 +59,18 @@ export interface AdapterOptions {
 
 // Shared reasons: allocating an error (and its stack) per completed call is measurable at 10k req/s.
 // Built on first use, not at import: a ConnectError creates a Headers object, which loads node's
-// bundled undici (~2 MiB of heap in every idle service).
+// bundled undici (~2 MiB of heap in every idle service). Its stack is read at once: until then V8
+// keeps the frames it captured, and with them the call that happened to build it, for the life of
+// the process (mesh/server/call-release.test.ts).
 function sharedReason(message: string, code: Code): () => ConnectError {
   let e: ConnectError | undefined;
-  return () => (e ??= new ConnectError(message, code));
+  return () => {
+    if (e === undefined) {
+      e = new ConnectError(message, code);
+      void e.stack;
+    }
+    return e;
+  };
 }
 const COMPLETED = sharedReason("call completed", Code.Canceled);
 const CANCELLED_BY_CLIENT = sharedReason("cancelled by the client", Code.Canceled);
