@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { findBinary } from "./binaries.js";
 import { startProcess, type ManagedProcess } from "./child.js";
 import { httpGet } from "./http-probe.js";
-import { freePort } from "./ports.js";
+import { freePort, startOnFreePorts } from "./ports.js";
 import { waitFor } from "./wait.js";
 
 /** Options for {@link startEtcd}. */
@@ -71,24 +71,27 @@ function etcdProcess(args: string[], endpoint: string, echoPrefix: string | unde
 export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdServer> {
   const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "meshwork-etcd-"));
-  const clientPort = opts.clientPort ?? (await freePort());
-  const peerPort = opts.peerPort ?? (await freePort());
-  const endpoint = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
-  const args = [
-    "--name", "meshwork",
-    "--data-dir", dataDir,
-    "--listen-client-urls", endpoint,
-    "--advertise-client-urls", endpoint,
-    "--listen-peer-urls", peer,
-    "--initial-advertise-peer-urls", peer,
-    "--initial-cluster", `meshwork=${peer}`,
-    "--initial-cluster-state", "new",
-    "--logger", "zap",
-    "--log-level", "warn",
-  ];
-  const p = etcdProcess(args, endpoint, opts.echoPrefix);
-  await p.launch();
+  const fixed = opts.clientPort !== undefined && opts.peerPort !== undefined;
+  const pick = async () => ({ clientPort: opts.clientPort ?? (await freePort()), peerPort: opts.peerPort ?? (await freePort()) });
+  const { clientPort, endpoint, p } = await startOnFreePorts(fixed, pick, async ({ clientPort, peerPort }) => {
+    const endpoint = `http://127.0.0.1:${clientPort}`;
+    const peer = `http://127.0.0.1:${peerPort}`;
+    const args = [
+      "--name", "meshwork",
+      "--data-dir", dataDir,
+      "--listen-client-urls", endpoint,
+      "--advertise-client-urls", endpoint,
+      "--listen-peer-urls", peer,
+      "--initial-advertise-peer-urls", peer,
+      "--initial-cluster", `meshwork=${peer}`,
+      "--initial-cluster-state", "new",
+      "--logger", "zap",
+      "--log-level", "warn",
+    ];
+    const p = etcdProcess(args, endpoint, opts.echoPrefix);
+    await p.launch();
+    return { clientPort, endpoint, p };
+  });
   return {
     endpoint,
     clientPort,

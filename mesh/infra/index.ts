@@ -5,7 +5,7 @@
 export { startEtcd, type EtcdServer, type EtcdOptions } from "./etcd.js";
 export { startNats, type NatsServer, type NatsOptions } from "./nats.js";
 export { createTestDatabase, postgresAvailable, TEST_PG_ADMIN_URL, type TestDatabase } from "./postgres.js";
-export { freePort } from "./ports.js";
+export { freePort, startOnFreePorts } from "./ports.js";
 export { waitFor, type WaitOptions } from "./wait.js";
 export { findBinary } from "./binaries.js";
 export { startProcess, tsxArgs, processAlive, type ManagedProcess } from "./child.js";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { findBinary } from "./binaries.js";
 import { ManagedProcess, startProcess } from "./child.js";
 import { httpGet } from "./http-probe.js";
-import { freePort } from "./ports.js";
+import { freePort, startOnFreePorts } from "./ports.js";
 import { waitFor } from "./wait.js";
 
 /** Options for {@link startNats}. */
@@ -38,29 +38,32 @@ export async function startNats(opts: NatsOptions = {}): Promise<NatsServer> {
   const bin = findBinary("nats-server");
   const ownDir = opts.storeDir === undefined;
   const storeDir = opts.storeDir ?? mkdtempSync(join(tmpdir(), "meshwork-nats-"));
-  const port = opts.port ?? (await freePort());
-  const monitorPort = opts.monitorPort ?? (await freePort());
-  const args = ["-js", "-sd", storeDir, "-a", "127.0.0.1", "-p", String(port), "-m", String(monitorPort)];
-  let proc: ManagedProcess;
-  const launch = async () => {
-    proc = startProcess(bin, args, { echoPrefix: opts.echoPrefix });
-    let exited = false;
-    void proc.exited.then(() => (exited = true));
-    try {
-      await waitFor(
-        async () => {
-          if (exited) throw new Error(`nats-server exited during start:\n${proc.output()}`);
-          const r = await httpGet(`http://127.0.0.1:${monitorPort}/healthz?js-enabled-only=true`);
-          return r.status === 200;
-        },
-        { what: `nats-server health on port ${monitorPort}` },
-      );
-    } catch (e) {
-      await proc.kill();
-      throw new Error(`${(e as Error).message}\n--- nats-server output ---\n${proc.output()}`);
-    }
-  };
-  await launch();
+  let proc!: ManagedProcess;
+  const fixed = opts.port !== undefined && opts.monitorPort !== undefined;
+  const pick = async () => ({ port: opts.port ?? (await freePort()), monitorPort: opts.monitorPort ?? (await freePort()) });
+  const { port, launch } = await startOnFreePorts(fixed, pick, async ({ port, monitorPort }) => {
+    const args = ["-js", "-sd", storeDir, "-a", "127.0.0.1", "-p", String(port), "-m", String(monitorPort)];
+    const launch = async () => {
+      proc = startProcess(bin, args, { echoPrefix: opts.echoPrefix });
+      let exited = false;
+      void proc.exited.then(() => (exited = true));
+      try {
+        await waitFor(
+          async () => {
+            if (exited) throw new Error(`nats-server exited during start:\n${proc.output()}`);
+            const r = await httpGet(`http://127.0.0.1:${monitorPort}/healthz?js-enabled-only=true`);
+            return r.status === 200;
+          },
+          { what: `nats-server health on port ${monitorPort}` },
+        );
+      } catch (e) {
+        await proc.kill();
+        throw new Error(`${(e as Error).message}\n--- nats-server output ---\n${proc.output()}`);
+      }
+    };
+    await launch();
+    return { port, launch };
+  });
   return {
     url: `nats://127.0.0.1:${port}`,
     port,

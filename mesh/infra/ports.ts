@@ -17,3 +17,22 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+// A port freePort() returned can be taken by another process before a child binds it; a few fresh
+// picks make that race vanishingly rare on a busy test machine.
+const PORT_RACE_ATTEMPTS = 3;
+
+/**
+ * Starts a child on ports chosen by `pick` and, when `start` fails because a port was taken
+ * between the pick and the bind ("address already in use"), picks again, up to 3 times. With
+ * `fixed` (the caller chose the ports) it starts once: a taken fixed port is the caller's error.
+ */
+export async function startOnFreePorts<P, T>(fixed: boolean, pick: () => Promise<P>, start: (ports: P) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await pick());
+    } catch (e) {
+      if (fixed || attempt >= PORT_RACE_ATTEMPTS || !/address already in use/i.test((e as Error).message)) throw e;
+    }
+  }
+}

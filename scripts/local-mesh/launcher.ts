@@ -171,20 +171,21 @@ export async function startLocalMesh(opts: LocalMeshOptions = {}): Promise<Local
     const infra = await Promise.allSettled([
       (async () => {
         if (opts.etcdEndpoints) return opts.etcdEndpoints;
-        const port = (opts.ports?.etcd ?? DEFAULT_ETCD_PORT) || (await freePort());
+        // 0: startEtcd picks free ports (and picks again if another process takes one first).
+        const port = opts.ports?.etcd ?? DEFAULT_ETCD_PORT;
         // 0700: etcd warns on every start about a data dir others can read.
         mkdirSync(join(dataDir, "etcd"), { recursive: true });
         chmodSync(join(dataDir, "etcd"), 0o700);
-        say(`starting etcd on 127.0.0.1:${port} (data in ${join(dataDir, "etcd")})`);
-        etcd = await startEtcd({ dataDir: join(dataDir, "etcd"), clientPort: port, peerPort: opts.ports?.etcd === 0 ? await freePort() : port + 1 });
+        say(`starting etcd on ${port ? `127.0.0.1:${port}` : "a free port"} (data in ${join(dataDir, "etcd")})`);
+        etcd = await startEtcd({ dataDir: join(dataDir, "etcd"), ...(port ? { clientPort: port, peerPort: port + 1 } : {}) });
         return etcd.endpoint;
       })(),
       (async () => {
         if (opts.natsUrl) return opts.natsUrl;
-        const port = (opts.ports?.nats ?? DEFAULT_NATS_PORT) || (await freePort());
+        const port = opts.ports?.nats ?? DEFAULT_NATS_PORT;
         mkdirSync(join(dataDir, "nats"), { recursive: true });
-        say(`starting nats-server -js on 127.0.0.1:${port} (data in ${join(dataDir, "nats")})`);
-        nats = await startNats({ storeDir: join(dataDir, "nats"), port, monitorPort: opts.ports?.nats === 0 ? await freePort() : port + 1 });
+        say(`starting nats-server -js on ${port ? `127.0.0.1:${port}` : "a free port"} (data in ${join(dataDir, "nats")})`);
+        nats = await startNats({ storeDir: join(dataDir, "nats"), ...(port ? { port, monitorPort: port + 1 } : {}) });
         return nats.url;
       })(),
     ]);
