@@ -1,4 +1,4 @@
-import { fromBinary, toJsonString, type DescService, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { fromBinary, type DescService, type JsonValue, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, cors as connectCors, createConnectRouter, createContextValues, type ContextValues } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { errorToJson, parseTimeout } from "@connectrpc/connect/protocol-connect";
@@ -438,7 +438,7 @@ export function build(deps: GatewayDeps): Gateway {
     try {
       const messages = await core.stream(route, input, admission, signal);
       for await (const m of messages) {
-        if (!res.write(`data: ${toJsonString(route.method.output, m)}\n\n`)) await drained(res, signal);
+        if (!res.write(`data: ${messageToJsonString(route.method.output, m)}\n\n`)) await drained(res, signal);
       }
     } catch (e) {
       if (!signal.aborted) res.write(`event: error\ndata: ${JSON.stringify(errorToJson(publicError(e), undefined))}\n\n`);
