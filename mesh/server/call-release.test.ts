@@ -1,5 +1,6 @@
 import { join } from "node:path";
-import { startProcess, tsxArgs, type ManagedProcess } from "../infra/index.js";
+import type { ManagedProcess } from "../infra/index.js";
+import { atMost, runReleaseFixture, type Held } from "../testing/call-release.js";
 
 /**
  * A finished call must not stay reachable: neither its call context (the HandlerContext, which is
@@ -18,7 +19,6 @@ import { startProcess, tsxArgs, type ManagedProcess } from "../infra/index.js";
 type Scenario = "unary-ok" | "unary-error" | "unary-deadline" | "unary-cancel" | "stream-ok" | "stream-cancel" | "kept-unary" | "kept-stream";
 type PerScenario = Record<Scenario, number>;
 /** How many objects are still reachable, and the call ids of the first 20. */
-type Held = { count: number; ids: string[] };
 
 /** The fixture's RESULT line. */
 interface Result {
@@ -65,23 +65,7 @@ afterEach(async () => {
   await Promise.all(children.splice(0).map((c) => c.kill()));
 });
 
-async function runFixture(mode: "deployed" | "bare"): Promise<Result> {
-  const child = startProcess(process.execPath, ["--expose-gc", ...tsxArgs(join(__dirname, "fixtures/call-release-server.ts"), mode)]);
-  children.push(child);
-  const exit = await child.exited;
-  const line = /^RESULT (.*)$/m.exec(child.output())?.[1];
-  if (exit.code !== 0 || line === undefined) throw new Error(`the fixture failed (${JSON.stringify(exit)}):\n${child.output()}`);
-  return JSON.parse(line) as Result;
-}
-
-/** Matches a {@link Held} of at most `n` objects; a failure shows the count and the calls' ids. */
-function atMost(n: number) {
-  return {
-    $$typeof: Symbol.for("jest.asymmetricMatcher"),
-    asymmetricMatch: (v: Held) => v.count <= n,
-    toAsymmetricMatcher: () => `Held<count ≤ ${n}>`,
-  };
-}
+const runFixture = (mode: "deployed" | "bare") => runReleaseFixture<Result>(join(__dirname, "fixtures/call-release-server.ts"), [mode], children);
 
 const sum = (counts: PerScenario, scenarios: Scenario[]) => scenarios.reduce((n, s) => n + counts[s], 0);
 
