@@ -178,6 +178,12 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const UINT64_MAX = 2n ** 64n - 1n;
 
+/** The range protobuf-es checks a 64-bit field's values against, reading and writing. */
+function int64Range(f: DescField): [bigint, bigint] {
+  return f.scalar === ScalarType.UINT64 || f.scalar === ScalarType.FIXED64 ? [0n, UINT64_MAX] : [INT64_MIN, INT64_MAX];
+}
+const inRange = (b: bigint, min: bigint, max: bigint) => b >= min && b <= max;
+
 /** protobuf-es' scalarToJson for values it accepts; anything it would refuse falls back. */
 function scalarValue(f: DescField): Writer | undefined {
   switch (f.scalar) {
@@ -216,12 +222,11 @@ function scalarValue(f: DescField): Writer | undefined {
     case ScalarType.SINT64: {
       // With jstype = JS_STRING protobuf-es first parses a string value (range checked, so
       // "007" is written "7"): only strings that parse to themselves are written here.
-      const min = f.scalar === ScalarType.UINT64 || f.scalar === ScalarType.FIXED64 ? 0n : INT64_MIN;
-      const max = min === 0n ? UINT64_MAX : INT64_MAX;
+      const [min, max] = int64Range(f);
       const parsesString = "longAsString" in f && f.longAsString;
       return (v) => {
         if (typeof v === "string") {
-          if (parsesString && (!CANONICAL_INT.test(v) || BigInt(v) < min || BigInt(v) > max)) throw FALLBACK;
+          if (parsesString && !(CANONICAL_INT.test(v) && inRange(BigInt(v), min, max))) throw FALLBACK;
           return v;
         }
         if (typeof v === "bigint" || (typeof v === "number" && Number.isInteger(v))) return v.toString();
@@ -444,16 +449,14 @@ function scalarReader(f: DescField): ValueReader | undefined {
     case ScalarType.FIXED64: {
       // Without BigInt (BUF_BIGINT_DISABLE) protobuf-es keeps strings: left to it.
       if (!protoInt64.supported) return undefined;
-      const unsigned = f.scalar === ScalarType.UINT64 || f.scalar === ScalarType.FIXED64;
-      const min = unsigned ? 0n : INT64_MIN;
-      const max = unsigned ? UINT64_MAX : INT64_MAX;
+      const [min, max] = int64Range(f);
       // protobuf-es checks BigInt(json) against the range, then stores that bigint, or with
       // jstype = JS_STRING the input as String(json).
       const asString = "longAsString" in f && f.longAsString;
       return (v) => {
         if (!((typeof v === "number" && Number.isInteger(v)) || (typeof v === "string" && DECIMAL_INT.test(v)))) throw FALLBACK;
         const b = BigInt(v);
-        if (b < min || b > max) throw FALLBACK;
+        if (!inRange(b, min, max)) throw FALLBACK;
         return asString ? String(v) : b;
       };
     }
