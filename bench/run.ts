@@ -219,6 +219,7 @@ async function main(): Promise<void> {
     const gr = peer.summary["gateway rest"];
     const m = peer.summary["moleculer connect"];
     const mr = peer.summary["moleculer rest"];
+    const floor = peer.summary["floor connect"];
     const s = "7 gateway vs Moleculer";
     const fail = (...xs: typeof g[]) => xs.reduce((n, x) => n + x.failures, 0);
     const vsMol = (a: number, b: number) => `${(a / b).toFixed(2)}× Moleculer`;
@@ -262,26 +263,26 @@ async function main(): Promise<void> {
       {
         scenario: s,
         metric: "floor: node:http → plain grpc-js, no Meshwork",
-        value: peer.summary["floor connect"].rps,
+        value: floor.rps,
         baseline: GOAL_PEER_RATIO * m.rps,
         baselineLabel: `goal 1.5 × Moleculer ${m.rps.toFixed(0)}`,
         unit: "req/s",
         better: "higher",
-        failures: peer.summary["floor connect"].failures,
-        note: `${vsMol(peer.summary["floor connect"].rps, m.rps)}; CPU ${peer.summary["floor connect"].cpuUs.toFixed(1)} µs/request`,
+        failures: floor.failures,
+        note: `${vsMol(floor.rps, m.rps)}; CPU ${floor.cpuUs.toFixed(1)} µs/request`,
       },
       {
         scenario: "7 gateway vs the floor",
         metric: `Connect JSON throughput @${CONCURRENCY} conns`,
         value: g.rps,
-        baseline: peer.summary["floor connect"].rps,
+        baseline: floor.rps,
         baselineLabel: "floor",
         unit: "req/s",
         better: "higher",
-        failures: fail(g, peer.summary["floor connect"]),
-        note: `CPU ${g.cpuUs.toFixed(0)} vs ${peer.summary["floor connect"].cpuUs.toFixed(0)} µs/request`,
+        failures: fail(g, floor),
+        note: `CPU ${g.cpuUs.toFixed(0)} vs ${floor.cpuUs.toFixed(0)} µs/request`,
       },
-      { scenario: s, metric: "floor p50 @1 in flight", value: peer.summary["floor connect"].p50At1 ?? NaN, baseline: m.p50At1 ?? NaN, baselineLabel: "Moleculer", unit: "ms", better: "lower", failures: peer.summary["floor connect"].failures },
+      { scenario: s, metric: "floor p50 @1 in flight", value: floor.p50At1 ?? NaN, baseline: m.p50At1 ?? NaN, baselineLabel: "Moleculer", unit: "ms", better: "lower", failures: floor.failures },
       {
         scenario: "7 gateway REST vs Connect",
         metric: `throughput @${CONCURRENCY} conns`,

@@ -16,11 +16,10 @@ import { Client, credentials, Metadata, Server, ServerCredentials, type sendUnar
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { GetProductRequestSchema, GetProductResponseSchema, type GetProductRequest, type GetProductResponse } from "../../gen/catalog/v1/catalog_pb.js";
+import { BENCH_PRODUCT } from "./product.js";
 
 const PATH = "/catalog.v1.CatalogService/GetProduct";
 const REST_PREFIX = "/v1/products/";
-/** The product every edge path answers (as bench/edge/servers.ts and bench/moleculer/servers.ts). */
-const BENCH_PRODUCT = { name: "Bench product", price: { currencyCode: "EUR", amountMinor: 1999n }, active: true };
 
 const encodeRequest = (m: GetProductRequest) => Buffer.from(toBinary(GetProductRequestSchema, m));
 const decodeRequest = (b: Buffer) => fromBinary(GetProductRequestSchema, b);

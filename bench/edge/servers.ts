@@ -29,10 +29,9 @@ import { createMeshServer, service } from "../../mesh/server/index.js";
 import { createLogger, startTelemetry, tracingInterceptor } from "../../mesh/telemetry/index.js";
 import { loadConfig } from "../../gateway/config.js";
 import { runGateway } from "../../gateway/run.js";
+import { BENCH_PRODUCT } from "./product.js";
 
 const SECRET = "bench-secret-that-is-long-enough-000000000000";
-/** The product every edge path answers (the Moleculer peer in bench/moleculer answers the same JSON). */
-const BENCH_PRODUCT = { name: "Bench product", price: { currencyCode: "EUR", amountMinor: 1999n }, active: true };
 const impl = {
   getProduct: (req: { id: string }) => ({ product: { id: req.id, ...BENCH_PRODUCT } }),
 };
